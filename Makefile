@@ -1,0 +1,33 @@
+# make demo  - the main job on an embedded local Ray (creates .venv on first use)
+# make test  - the test suite (what CI runs)
+# make bench - the 100k-cell benchmarks (long; not part of the tests)
+PY := .venv/bin/python
+VENV_STAMP := .venv/.installed
+
+.PHONY: demo test bench evaluate lint clean
+
+$(VENV_STAMP): pyproject.toml
+	test -x $(PY) || python3.11 -m venv .venv || python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: this exact CPU build is available offline; a looser pin pulls GBs of CUDA wheels.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(VENV_STAMP)
+
+demo: $(VENV_STAMP)
+	.venv/bin/slicing demo --out out/
+
+test: $(VENV_STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(VENV_STAMP)
+	.venv/bin/slicing bench --cells 100000 --json
+
+evaluate: $(VENV_STAMP)
+	.venv/bin/slicing evaluate --scenario scenarios/idla.yaml --out out/idla --json
+
+lint: $(VENV_STAMP)
+	.venv/bin/ruff check slicing tests
+
+clean:
+	rm -rf out .pytest_cache

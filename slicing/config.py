@@ -1,0 +1,283 @@
+"""Typed configuration: scenarios, slices, estimator training and the IDLA allocator.
+
+Every model forbids unknown keys (``extra="forbid"``) so a typo in a YAML file or a ``--set`` override fails
+loudly, naming the key. Derived values are properties; nothing is written back after parsing.
+
+A scenario file (``scenarios/*.yaml``) holds only what differs from these defaults. ``load_scenario`` reads it,
+applies ``--set dotted.key=value`` overrides and validates the result; ``ScenarioError`` carries a message that
+names every offending key and the rule it broke.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+HISTORY = 5  # H: periods of users/CQI history per feature vector (IDLA section V-B uses h = 5)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SliceType(Strict):
+    """One service type of the slice catalogue."""
+
+    id: int = Field(ge=1, description="catalogue id (1-based, the papers' slice index)")
+    name: str = Field(min_length=1, description="human-readable service name")
+    snssai: str = Field(pattern=r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{6})?$", description="S-NSSAI as SST[-SD] in hex")
+    throughput_req_mbps: float = Field(gt=0, description="per-user average throughput requirement phi*")
+    delay_req_ms: float = Field(gt=0, description="delay requirement d*")
+    users_peak: float = Field(gt=0, description="mean active users per cell at the daily peak of the mask")
+    demand_factor: float = Field(
+        default=1.0, ge=1.0, le=3.0, description="offered rate per user as a multiple of the requirement"
+    )
+    packet_kbit: float = Field(default=12.0, gt=0, description="mean packet size, sets the transmission delay")
+    sinr_offset_db: float = Field(default=0.0, ge=-20, le=20, description="mean geometry of this slice's users")
+    profile: Literal["business", "evening", "flat", "night"] = Field(
+        default="business", description="shape of the daily traffic mask"
+    )
+
+
+def default_catalogue() -> tuple[SliceType, ...]:
+    """The IDLA paper's four service types: phi* = {2, 1, 1.5, 0.5} Mbit/s. Delays are our choice (see README)."""
+    return (
+        SliceType(id=1, name="embb-video", snssai="01-000001", throughput_req_mbps=2.0, delay_req_ms=100.0,
+                  users_peak=7.0, profile="evening"),
+        SliceType(id=2, name="web", snssai="01-000002", throughput_req_mbps=1.0, delay_req_ms=150.0,
+                  users_peak=10.0, profile="business"),
+        SliceType(id=3, name="gaming", snssai="01-000003", throughput_req_mbps=1.5, delay_req_ms=50.0,
+                  users_peak=6.0, profile="evening", sinr_offset_db=-2.0),
+        SliceType(id=4, name="urllc-iot", snssai="02-000004", throughput_req_mbps=0.5, delay_req_ms=30.0,
+                  users_peak=12.0, profile="flat", sinr_offset_db=-3.0),
+    )
+
+
+class Topology(Strict):
+    sites: int = Field(default=4, ge=1, le=200_000, description="three-sector sites on a hexagonal grid")
+    isd_m: float = Field(default=500.0, gt=10, le=50_000, description="inter-site distance")
+    neighbours: int = Field(default=8, ge=1, le=30, description="K strongest interferers kept per cell")
+
+    @property
+    def cells(self) -> int:
+        return 3 * self.sites
+
+
+class Radio(Strict):
+    carrier_ghz: float = Field(default=2.6, gt=0.3, le=100, description="carrier frequency (informational)")
+    bandwidth_mhz: Literal[5, 10, 15, 20, 40, 50, 100] = Field(default=20, description="cell bandwidth")
+    tx_power_dbm: float = Field(default=46.0, ge=0, le=60, description="cell transmit power")
+    noise_figure_db: float = Field(default=9.0, ge=0, le=20, description="UE noise figure")
+    shadowing_db: float = Field(default=4.0, ge=0, le=20, description="per (cell, slice) static geometry spread")
+    fading_db: float = Field(default=1.0, ge=0, le=10, description="per-period SINR jitter")
+    overhead: float = Field(default=0.75, gt=0, le=1, description="fraction of PRB resources carrying user data")
+
+    @property
+    def n_prb(self) -> int:
+        """PRBs at 15 kHz SCS for 5-20 MHz (LTE/NR), 30 kHz beyond: 20 MHz -> 100 PRB."""
+        return {5: 25, 10: 50, 15: 75, 20: 100, 40: 106, 50: 133, 100: 273}[self.bandwidth_mhz]
+
+    @property
+    def prb_bandwidth_hz(self) -> float:
+        return 180e3 if self.bandwidth_mhz <= 20 else 360e3
+
+
+class Traffic(Strict):
+    model: Literal["daily_mask", "csv_trace"] = Field(default="daily_mask", description="traffic model name")
+    trace_csv: Path | None = Field(default=None, description="CSV of normalised activity (csv_trace model)")
+    cell_scale_sigma: float = Field(default=0.25, ge=0, le=2, description="lognormal spread of per-cell volume")
+    phase_jitter_periods: int = Field(default=4, ge=0, le=48, description="max per-cell shift of the daily mask")
+    noise_sigma: float = Field(default=0.08, ge=0, le=1, description="lognormal per-period noise on users")
+    load_scale: float = Field(default=1.0, gt=0, le=20, description="multiplies every slice's users_peak")
+
+    @model_validator(mode="after")
+    def _trace_needs_file(self) -> Traffic:
+        if self.model == "csv_trace" and self.trace_csv is None:
+            raise ValueError("traffic.trace_csv is required when traffic.model is 'csv_trace'")
+        return self
+
+
+class Queueing(Strict):
+    base_delay_ms: float = Field(default=10.0, ge=0, le=1000, description="core + scheduling delay floor")
+    buffer_s: float = Field(default=0.1, ge=0, le=60, description="backlog kept, in seconds of offered traffic")
+
+
+class SliceEvent(Strict):
+    """Adds or removes slice types at a point of the run, in a fraction of the cells."""
+
+    at_fraction: float = Field(ge=0, le=1, description="position in the run, as a fraction of steps")
+    add: tuple[int, ...] = Field(default=(), description="slice ids switched on")
+    remove: tuple[int, ...] = Field(default=(), description="slice ids switched off")
+    cells_fraction: float = Field(default=1.0, gt=0, le=1, description="fraction of cells the event applies to")
+
+
+class Evaluation(Strict):
+    h0_fraction: float = Field(default=0.2, gt=0, lt=1, description="sample collection (baseline in control)")
+    h1_fraction: float = Field(default=0.4, gt=0, lt=1, description="online allocation, initial slice set")
+    explore_epsilon: float = Field(default=0.5, ge=0, le=1, description="H0: probability of a random allocation")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> Evaluation:
+        if self.h0_fraction + self.h1_fraction >= 1:
+            raise ValueError("h0_fraction + h1_fraction must be < 1 (H2 gets the rest)")
+        return self
+
+
+class EstimatorConfig(Strict):
+    hidden: tuple[int, ...] = Field(default=(36, 24, 16, 16), min_length=1, description="MLP hidden sizes")
+    lr: float = Field(default=2e-3, gt=0, le=1, description="Adam learning rate")
+    epochs: int = Field(default=200, ge=1, le=10_000, description="training epochs (the paper: 200)")
+    batch_size: int = Field(default=256, ge=1, le=1_000_000, description="minibatch size")
+    test_fraction: float = Field(default=0.25, gt=0, lt=1, description="held-out share (the paper: 25 %)")
+    augment: bool = Field(default=True, description="apply IDLA's augmentation rules (1) and (2)")
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(h < 1 or h > 4096 for h in v):
+            raise ValueError("every hidden size must be in [1, 4096]")
+        return v
+
+
+class IdlaConfig(Strict):
+    starts: int = Field(default=5, ge=1, le=64, description="P start points around the warm start")
+    start_sigma: float = Field(default=0.05, ge=0, le=1, description="std of the N(0, sigma) start offsets")
+    step_x: float = Field(default=0.05, gt=0, le=10, description="initial primal step delta_x")
+    step_lambda: float = Field(default=0.5, gt=0, le=100, description="initial dual step delta_lambda")
+    decay: float = Field(default=0.97, gt=0, le=1, description="per-iteration step-size decay")
+    max_iter: int = Field(default=150, ge=1, le=10_000, description="i_max")
+    tol: float = Field(default=1e-5, ge=0, le=1, description="eta: stop when ||x(i) - x(i-1)|| < eta")
+    grid_points: int = Field(default=41, ge=3, le=1001, description="tabulation points of f along x (fast path)")
+    polish_iter: int = Field(default=3, ge=0, le=100, description="exact-gradient iterations after the table")
+    method: Literal["tabulated", "autograd"] = Field(default="tabulated", description="see slicing/optim/idla.py")
+
+
+class Scenario(Strict):
+    """A simulated network and the experiment run on it."""
+
+    name: str = Field(default="scenario", min_length=1, description="label used in outputs")
+    seed: int = Field(default=0, ge=0, lt=2**63, description="root seed of every random stream")
+    steps: int = Field(default=5000, ge=10, le=10_000_000, description="periods in a full run")
+    period_s: float = Field(default=900.0, gt=0, le=86_400, description="O&M period length")
+    topology: Topology = Topology()
+    radio: Radio = Radio()
+    traffic: Traffic = Traffic()
+    queueing: Queueing = Queueing()
+    slices: tuple[SliceType, ...] = Field(default_factory=default_catalogue, min_length=1, max_length=16)
+    initial_slices: tuple[int, ...] = Field(default=(1, 2, 4), min_length=1, description="slice ids at t = 0")
+    schedule: tuple[SliceEvent, ...] = Field(default=(), description="slice additions/removals over the run")
+    evaluation: Evaluation = Evaluation()
+    estimator: EstimatorConfig = EstimatorConfig()
+    idla: IdlaConfig = IdlaConfig()
+
+    @model_validator(mode="after")
+    def _slice_ids(self) -> Scenario:
+        ids = [s.id for s in self.slices]
+        if len(set(ids)) != len(ids):
+            raise ValueError("slices: ids must be unique")
+        snssais = [s.snssai.lower() for s in self.slices]
+        if len(set(snssais)) != len(snssais):
+            raise ValueError("slices: snssai values must be unique")
+        known = set(ids)
+        for name, group in [("initial_slices", self.initial_slices)] + [
+            (f"schedule.{i}", ev.add + ev.remove) for i, ev in enumerate(self.schedule)
+        ]:
+            unknown = sorted(set(group) - known)
+            if unknown:
+                raise ValueError(f"{name}: unknown slice ids {unknown}; the catalogue has {sorted(known)}")
+        return self
+
+    @property
+    def cells(self) -> int:
+        return self.topology.cells
+
+    @property
+    def slice_index(self) -> dict[int, int]:
+        """Catalogue id -> column of the [cells, slices] arrays."""
+        return {s.id: i for i, s in enumerate(self.slices)}
+
+
+class ScenarioError(ValueError):
+    """A scenario file or override that does not validate; the message names each key and rule."""
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.safe_load(text) if text.strip() else ""
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` strings to a nested dict (values parsed as YAML scalars / lists)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ScenarioError(f"--set {item!r}: expected dotted.key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ScenarioError(f"--set {item!r}: empty key segment in {key!r}")
+        node: Any = data
+        for depth, part in enumerate(parts[:-1]):
+            path = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ScenarioError(f"--set {key}: {path} is not a valid list index")
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
+            if not isinstance(node, dict | list):
+                raise ScenarioError(f"--set {key}: {path} is a value, not a section")
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ScenarioError(f"--set {key}: {last} is not a valid list index")
+            node[int(last)] = _parse_value(raw)
+        else:
+            node[last] = _parse_value(raw)
+    return data
+
+
+def format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(scenario)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" + (" (unknown key)" if e["type"] == "extra_forbidden" else ""))
+    return "; ".join(lines)
+
+
+def _default_dump() -> dict[str, Any]:
+    """The defaults as plain data, so list-index overrides (slices.0.x) have something to index."""
+    return Scenario().model_dump(mode="json")
+
+
+def build_scenario(data: dict[str, Any], overrides: list[str] | None = None) -> Scenario:
+    data = dict(data)
+    if overrides and any(o.split("=", 1)[0].startswith("slices.") for o in overrides) and "slices" not in data:
+        data["slices"] = _default_dump()["slices"]
+    data = apply_overrides(data, list(overrides or []))
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(format_validation_error(err)) from None
+
+
+def load_scenario(path: str | Path | None, overrides: list[str] | None = None) -> Scenario:
+    """Read a scenario YAML (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ScenarioError(f"scenario file {p} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as err:
+            raise ScenarioError(f"{p}: not valid YAML ({err})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ScenarioError(f"{p}: the top level must be a mapping of keys to values")
+        data = loaded or {}
+        trace = data.get("traffic", {}).get("trace_csv") if isinstance(data.get("traffic"), dict) else None
+        if trace and not Path(trace).is_absolute():
+            data["traffic"] = {**data["traffic"], "trace_csv": str(p.parent / trace)}
+    return build_scenario(data, overrides)

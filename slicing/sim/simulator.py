@@ -1,0 +1,223 @@
+"""One O&M period of a population of cells, vectorised over [cells, slices].
+
+Per period t and (cell c, slice s), given the allocation x[c, s] (an upper bound on the slice's PRB budget):
+  users     v = users_peak * scale_c * activity_s(t + phase_c) * lognormal noise            (traffic.py)
+  SINR      S_c g_cs / (N0 + sum_k P_k util_k(t-1))   load-coupled: a neighbour k interferes in
+            proportion to its PRB utilisation of the previous period (the hidden global state)
+  CQI, SE   mean over the slice's user spread, 4-bit CQI table                              (radio.py)
+  capacity  C = x * N_PRB * B_PRB * SE * overhead                                            [Mbit/s]
+  queue     served = min(offered * T + backlog, C * T); backlog' = min(rest, buffer_s * offered)
+  phi       served / (T * v)                                                per-user throughput [Mbit/s]
+  delay     base + packet / (C / v) + Q / C, Q = M/M/1 queue (packet rho / (1 - rho)) capped at the
+            buffer, at least backlog'                                                              [ms]
+  r         min(phi / phi*, d* / d, 1)          (IDLA eq. 3); utility = sum_s log(1 + r)    (IDLA eq. 5)
+  util_c    sum_s x * served / (C * T)      PRB utilisation, what neighbours see next period
+
+r is non-decreasing in the slice's own share and non-increasing in any neighbour's load. Randomness comes from
+the counter RNG keyed by global cell id, so a shard (a subset of cells, fed its out-of-shard neighbours' loads
+through ``halo_util``) reproduces the rows of the unsplit run exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slicing.config import Scenario
+from slicing.sim import rng
+from slicing.sim.radio import link_quality
+from slicing.sim.rng import Stream
+from slicing.sim.topology import build_geometry
+from slicing.sim.traffic import PERIODS_PER_DAY, make_traffic
+
+MAX_DELAY_MS = 10_000.0
+INITIAL_UTIL = 0.5  # neighbour load assumed before the first period
+
+
+@dataclass(frozen=True)
+class Demand:
+    users: np.ndarray  # [N, S] mean active users of the current period
+    offered_mbps: np.ndarray  # [N, S] offered traffic of the current period
+
+
+@dataclass(frozen=True)
+class KpiReport:
+    """What one period reports per (cell, slice). Inactive slices carry zeros."""
+
+    period: int
+    cell_ids: np.ndarray  # [N] int64
+    mask: np.ndarray  # [N, S] bool
+    share: np.ndarray  # [N, S] allocation applied
+    users: np.ndarray  # [N, S]
+    cqi: np.ndarray  # [N, S] mean CQI 0..15
+    prb_util: np.ndarray  # [N, S] fraction of the cell's PRBs used by the slice
+    offered_mbps: np.ndarray  # [N, S]
+    throughput_mbps: np.ndarray  # [N, S] per user
+    delay_ms: np.ndarray  # [N, S]
+    r: np.ndarray  # [N, S] QoS satisfaction in [0, 1]
+
+    @property
+    def utility(self) -> np.ndarray:
+        """[N] sum over active slices of log(1 + r)."""
+        return np.where(self.mask, np.log1p(self.r), 0.0).sum(axis=1)
+
+
+class Simulator:
+    """A set of cells (all, or a shard's sorted subset) stepping through O&M periods."""
+
+    def __init__(self, scenario: Scenario, cell_ids: np.ndarray | None = None) -> None:
+        self.scenario = scenario
+        if cell_ids is None:
+            cell_ids = np.arange(scenario.cells, dtype=np.int64)
+        cell_ids = np.asarray(cell_ids, dtype=np.int64)
+        if cell_ids.ndim != 1 or len(cell_ids) == 0:
+            raise ValueError("cell_ids must be a non-empty 1-D array")
+        if np.any(np.diff(cell_ids) <= 0) or cell_ids[0] < 0 or cell_ids[-1] >= scenario.cells:
+            raise ValueError(f"cell_ids must be sorted, unique and within [0, {scenario.cells})")
+        self.cell_ids = cell_ids
+        self.geometry = build_geometry(scenario.topology, scenario.radio, cell_ids)
+        self.halo_ids = self.geometry.halo_ids
+        # positions of each neighbour in concat([own util, halo util])
+        known = np.concatenate([cell_ids, self.halo_ids])
+        order = np.argsort(known)
+        self._nbr_pos = order[np.searchsorted(known, self.geometry.nbr_ids, sorter=order)]  # [N, K]
+        self.traffic = make_traffic(scenario)
+        self._init_slices()
+        self._init_static_draws()
+        self.period = 0
+        self.cell_util = np.full(len(cell_ids), INITIAL_UTIL)  # [N] PRB utilisation of the last period
+        self.backlog_mbit = np.zeros((len(cell_ids), self.n_slices))  # [N, S]
+
+    # -- static description -------------------------------------------------------------------------------
+    def _init_slices(self) -> None:
+        sc = self.scenario
+        self.slice_ids = np.array([s.id for s in sc.slices])
+        self.snssai = [s.snssai for s in sc.slices]
+        self.n_slices = len(sc.slices)
+        self.throughput_req_mbps = np.array([s.throughput_req_mbps for s in sc.slices])
+        self.delay_req_ms = np.array([s.delay_req_ms for s in sc.slices])
+        self._users_peak = np.array([s.users_peak for s in sc.slices]) * sc.traffic.load_scale
+        self._demand_per_user = self.throughput_req_mbps * np.array([s.demand_factor for s in sc.slices])
+        self._packet_mbit = np.array([s.packet_kbit for s in sc.slices]) / 1000.0
+        idx = sc.slice_index
+        self._initial = np.zeros(self.n_slices, dtype=bool)
+        self._initial[[idx[i] for i in sc.initial_slices]] = True
+        self._events = []  # (at_step, add columns, remove columns, [N] bool cells affected)
+        for e, ev in enumerate(sc.schedule):
+            hit = rng.uniform(sc.seed, Stream.EVENTS, e, self.cell_ids, 1)[:, 0] < ev.cells_fraction
+            at = int(round(ev.at_fraction * sc.steps))
+            self._events.append((at, [idx[i] for i in ev.add], [idx[i] for i in ev.remove], hit))
+
+    def _init_static_draws(self) -> None:
+        sc, ids, S = self.scenario, self.cell_ids, self.n_slices
+        self._cell_scale = np.exp(
+            sc.traffic.cell_scale_sigma * rng.normal(sc.seed, Stream.CELL_SCALE, 0, ids, 1)[:, 0]
+            - 0.5 * sc.traffic.cell_scale_sigma**2
+        )  # [N]
+        jitter = sc.traffic.phase_jitter_periods
+        u = rng.uniform(sc.seed, Stream.CELL_PHASE, 0, ids, 1)[:, 0]
+        self._phase = np.floor(u * (2 * jitter + 1)).astype(np.int64) - jitter + 10 * PERIODS_PER_DAY  # [N] >= 0
+        offset_db = np.array([s.sinr_offset_db for s in sc.slices])
+        self._geometry_db = offset_db + sc.radio.shadowing_db * rng.normal(sc.seed, Stream.GEOMETRY, 0, ids, S)
+        radio = sc.radio
+        noise_dbm = -174.0 + 10 * np.log10(radio.bandwidth_mhz * 1e6) + radio.noise_figure_db
+        self._noise_mw = 10.0 ** (noise_dbm / 10.0)
+        self._capacity_per_share_mbps = radio.n_prb * radio.prb_bandwidth_hz * radio.overhead / 1e6  # x SE
+
+    # -- per-period inputs --------------------------------------------------------------------------------
+    def slice_mask(self, period: int | None = None) -> np.ndarray:
+        """[N, S] active slices at ``period`` (default: the current one)."""
+        t = self.period if period is None else period
+        mask = np.broadcast_to(self._initial, (len(self.cell_ids), self.n_slices)).copy()
+        for at, add, remove, hit in self._events:
+            if t >= at:
+                for col in add:
+                    mask[hit, col] = True
+                for col in remove:
+                    mask[hit, col] = False
+        return mask
+
+    def demand(self, period: int | None = None) -> Demand:
+        """Users and offered traffic of ``period`` (default: current): perfect knowledge, for the traffic baseline."""
+        t = self.period if period is None else period
+        sc = self.scenario
+        activity = self.traffic.activity(t + self._phase)  # [N, S]
+        sigma = sc.traffic.noise_sigma
+        noise = np.exp(sigma * rng.normal(sc.seed, Stream.USERS, t, self.cell_ids, self.n_slices) - 0.5 * sigma**2)
+        users = self._users_peak * self._cell_scale[:, None] * activity * noise  # [N, S]
+        users = np.where(self.slice_mask(t), users, 0.0)
+        return Demand(users=users, offered_mbps=users * self._demand_per_user)
+
+    def interference_mw(self, halo_util: np.ndarray | None) -> np.ndarray:
+        """[N] interference at each centroid from the K strongest neighbours at their last-period load."""
+        if len(self.halo_ids) and halo_util is None:
+            halo_util = np.full(len(self.halo_ids), INITIAL_UTIL) if self.period == 0 else None
+            if halo_util is None:
+                raise ValueError(f"halo_util: {len(self.halo_ids)} out-of-shard neighbour loads are required")
+        halo = np.zeros(0) if halo_util is None else np.asarray(halo_util, dtype=np.float64)
+        if len(halo) != len(self.halo_ids):
+            raise ValueError(f"halo_util: expected {len(self.halo_ids)} values (one per halo id), got {len(halo)}")
+        util = np.concatenate([self.cell_util, halo])[self._nbr_pos]  # [N, K]
+        return (self.geometry.nbr_rx_mw * util).sum(axis=1)
+
+    # -- one period ---------------------------------------------------------------------------------------
+    def step(self, shares: np.ndarray, halo_util: np.ndarray | None = None) -> KpiReport:
+        sc, t = self.scenario, self.period
+        N, S = len(self.cell_ids), self.n_slices
+        x = np.asarray(shares, dtype=np.float64)
+        if x.shape != (N, S):
+            raise ValueError(f"shares: expected shape {(N, S)}, got {x.shape}")
+        if not np.isfinite(x).all() or (x < 0).any() or (x.sum(axis=1) > 1 + 1e-9).any():
+            raise ValueError("shares: every entry must be finite and >= 0, and each row must sum to <= 1")
+        mask = self.slice_mask(t)
+        x = np.where(mask, x, 0.0)
+        dem = self.demand(t)
+        # radio: load-coupled SINR -> CQI -> spectral efficiency
+        fading = sc.radio.fading_db * rng.normal(sc.seed, Stream.FADING, t, self.cell_ids, S)
+        signal_mw = self.geometry.serving_rx_mw[:, None] * 10.0 ** ((self._geometry_db + fading) / 10.0)  # [N, S]
+        sinr_db = 10 * np.log10(signal_mw / (self._noise_mw + self.interference_mw(halo_util))[:, None])
+        cqi, se = link_quality(sinr_db)  # [N, S]
+        capacity = x * self._capacity_per_share_mbps * se  # [N, S] Mbit/s
+        # queues over the period
+        T = sc.period_s
+        want = dem.offered_mbps * T + self.backlog_mbit  # [N, S] Mbit
+        served = np.minimum(want, capacity * T)
+        backlog = np.minimum(want - served, sc.queueing.buffer_s * dem.offered_mbps)
+        users = np.maximum(dem.users, 1e-9)
+        throughput = served / (T * users)  # [N, S] Mbit/s per user
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(capacity > 0, dem.offered_mbps / capacity, np.inf)  # [N, S] load of the slice budget
+            # mean M/M/1 queue (Mbit), capped by the buffer; at least the backlog left when overloaded
+            mm1 = np.where(rho < 1, self._packet_mbit * rho / (1 - rho), np.inf)
+            queue_mbit = np.maximum(np.minimum(mm1, sc.queueing.buffer_s * dem.offered_mbps), backlog)
+            delay = (
+                sc.queueing.base_delay_ms
+                + 1000.0 * self._packet_mbit * users / capacity  # one packet at the per-user rate
+                + 1000.0 * queue_mbit / capacity  # waiting behind the queue
+            )
+            delay = np.where(capacity > 0, np.minimum(np.nan_to_num(delay, nan=MAX_DELAY_MS), MAX_DELAY_MS),
+                             MAX_DELAY_MS)
+            prb_util = np.where(capacity > 0, x * served / (capacity * T), 0.0)
+        r = np.minimum(np.minimum(throughput / self.throughput_req_mbps, self.delay_req_ms / delay), 1.0)
+        r = np.where(mask, r, 0.0)
+        zero = ~mask
+        report = KpiReport(
+            period=t, cell_ids=self.cell_ids, mask=mask, share=x,
+            users=np.where(zero, 0.0, dem.users), cqi=np.where(zero, 0.0, cqi), prb_util=prb_util,
+            offered_mbps=dem.offered_mbps, throughput_mbps=np.where(zero, 0.0, throughput),
+            delay_ms=np.where(zero, 0.0, delay), r=r,
+        )
+        self.backlog_mbit = np.where(mask, backlog, 0.0)
+        self.cell_util = prb_util.sum(axis=1)
+        self.period = t + 1
+        return report
+
+    # -- checkpointing ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray | int]:
+        return {"period": self.period, "cell_util": self.cell_util.copy(), "backlog_mbit": self.backlog_mbit.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray | int]) -> None:
+        self.period = int(state["period"])
+        self.cell_util = np.asarray(state["cell_util"], dtype=np.float64).copy()
+        self.backlog_mbit = np.asarray(state["backlog_mbit"], dtype=np.float64).copy()
