@@ -145,14 +145,18 @@ class EstimatorConfig(Strict):
 class IdlaConfig(Strict):
     starts: int = Field(default=5, ge=1, le=64, description="P start points around the warm start")
     start_sigma: float = Field(default=0.05, ge=0, le=1, description="std of the N(0, sigma) start offsets")
-    step_x: float = Field(default=0.05, gt=0, le=10, description="initial primal step delta_x")
-    step_lambda: float = Field(default=0.5, gt=0, le=100, description="initial dual step delta_lambda")
+    step_x: float = Field(default=0.5, gt=0, le=10, description="initial primal step delta_x")
+    step_lambda: float = Field(default=2.0, gt=0, le=100, description="initial dual step delta_lambda")
     decay: float = Field(default=0.97, gt=0, le=1, description="per-iteration step-size decay")
-    max_iter: int = Field(default=150, ge=1, le=10_000, description="i_max")
+    max_iter: int = Field(default=100, ge=1, le=10_000, description="i_max")
     tol: float = Field(default=1e-5, ge=0, le=1, description="eta: stop when ||x(i) - x(i-1)|| < eta")
     grid_points: int = Field(default=41, ge=3, le=1001, description="tabulation points of f along x (fast path)")
     polish_iter: int = Field(default=3, ge=0, le=100, description="exact-gradient iterations after the table")
     method: Literal["tabulated", "autograd"] = Field(default="tabulated", description="see slicing/optim/idla.py")
+    # Additions to the paper's Algorithm 1 (measured in slicing/optim/idla.py); all three off = the paper's text.
+    normalise: bool = Field(default=True, description="scale steps per cell by its mean marginal utility")
+    trust_region: float = Field(default=0.1, ge=0, le=1, description="clip |x step| to this x decay^i; 0 = off")
+    dual_candidates: bool = Field(default=True, description="tabulated: add the table's dual-decomposition points")
 
 
 class Scenario(Strict):

@@ -185,7 +185,8 @@ class Simulator:
         served = np.minimum(want, capacity * T)
         backlog = np.minimum(want - served, sc.queueing.buffer_s * dem.offered_mbps)
         users = np.maximum(dem.users, 1e-9)
-        throughput = served / (T * users)  # [N, S] Mbit/s per user
+        # per-user throughput; a slice with no users has nothing to satisfy (reports its nominal demand)
+        throughput = np.where(dem.users > 1e-6, served / (T * users), self._demand_per_user)  # [N, S] Mbit/s
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(capacity > 0, dem.offered_mbps / capacity, np.inf)  # [N, S] load of the slice budget
             # mean M/M/1 queue (Mbit), capped by the buffer; at least the backlog left when overloaded

@@ -1,0 +1,183 @@
+"""The `slicing` command. Each subcommand reads top to bottom and calls the library.
+
+Shared behaviour lives in ``slicing/cli_common.py``: --scenario/--set loading, bad input turned into one clear
+line on stderr and exit code 2, progress bars on stderr, and ``--json`` printing one JSON object as the last line
+of stdout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from slicing.cli_common import JsonOpt, OutOpt, ScenarioOpt, SetOpt, console, emit_json, guarded, load, progress_bar
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+bench_app = typer.Typer(add_completion=False, invoke_without_command=True,
+                        help="Benchmarks: `slicing bench --cells N` times one simulator period and one IDLA "
+                             "allocation in one process.")
+app.add_typer(bench_app, name="bench")
+
+
+@app.command()
+@guarded
+def collect(
+    scenario: ScenarioOpt = None,
+    overrides: SetOpt = None,
+    steps: int = typer.Option(1000, min=6, help="periods to simulate (the first H only fill the history)"),
+    epsilon: float = typer.Option(0.5, min=0.0, max=1.0, help="probability a cell explores a random allocation"),
+    augment: bool = typer.Option(True, help="apply IDLA's augmentation rules (1) and (2)"),
+    out: Path = typer.Option(Path("out/samples.parquet"), help="Parquet file to write"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Simulate under an exploring behaviour policy and write KPI samples (x, z, r) to Parquet."""
+    from slicing.data.collect import collect as run_collect
+    from slicing.data.parquet import write_samples
+
+    sc = load(scenario, overrides)
+    with progress_bar() as bar:
+        task = bar.add_task("collect", total=steps)
+        samples = run_collect(sc, steps, epsilon, augment, sc.seed, lambda i, n: bar.update(task, completed=i))
+    write_samples(samples, out, {"scenario": sc.name, "seed": sc.seed, "steps": steps, "epsilon": epsilon})
+    augmented = int(samples["augmented"].sum())
+    console.print(f"wrote {len(samples)} samples ({augmented} augmented) to {out}")
+    emit_json(json_out, {"samples": len(samples), "augmented": augmented, "path": str(out)})
+
+
+@app.command("train-estimator")
+@guarded
+def train_estimator_cmd(
+    data: list[Path] = typer.Option(..., "--data", help="Parquet sample file(s) from `slicing collect`"),
+    scenario: ScenarioOpt = None,
+    overrides: SetOpt = None,
+    out: Path = typer.Option(Path("out/estimator.pt"), help="where to save the estimator"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the IDLA QoS estimator f(x, z) (MLP, MAE loss, Adam, 75/25 split) and save it with its version."""
+    from slicing.data.parquet import read_samples
+    from slicing.data.samples import Samples
+    from slicing.models.qos_estimator import save_estimator, train_estimator
+
+    sc = load(scenario, overrides)
+    samples = Samples.concat([read_samples(p) for p in data])
+    if len(samples) < 10:
+        raise typer.BadParameter(f"--data holds only {len(samples)} samples; need at least 10")
+    cfg = sc.estimator
+    with progress_bar() as bar:
+        task = bar.add_task("train", total=cfg.epochs)
+        model, rep = train_estimator(samples.features(), samples.targets(), cfg, seed=sc.seed,
+                                     progress=lambda e, loss: bar.update(task, completed=e,
+                                                                         description=f"train (loss {loss:.4f})"))
+    save_estimator(model, out)
+    console.print(f"held-out MAE {rep.mae_test:.4f} (train {rep.mae_train:.4f}) on {rep.samples} samples; "
+                  f"saved {out} version {model.version}")
+    emit_json(json_out, {"mae": rep.mae_test, "mae_train": rep.mae_train, "samples": rep.samples,
+                         "version": model.version, "path": str(out)})
+
+
+@app.command()
+@guarded
+def evaluate(
+    scenario: ScenarioOpt = None,
+    overrides: SetOpt = None,
+    schemes: str = typer.Option("idla,traffic,equal,oracle", help="comma-separated: idla,traffic,equal,oracle"),
+    steps: int | None = typer.Option(None, min=20, help="rescale the whole run to this many periods"),
+    out: Path | None = OutOpt,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the IDLA paper's protocol (H0 collect, train, H1 allocate, H2 slice added) and compare schemes."""
+    from slicing.evaluation.protocol import evaluate as run_evaluation
+    from slicing.evaluation.protocol import phase_bounds
+    from slicing.evaluation.report import comparison_table
+    from slicing.optim.schemes import SCHEMES, UnknownSchemeError
+
+    names = [s.strip() for s in schemes.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SCHEMES]
+    if not names or unknown:
+        raise UnknownSchemeError(f"--schemes: unknown {unknown or 'empty list'}; choose from {sorted(SCHEMES)}")
+    sc = load(scenario, list(overrides or []) + ([f"steps={steps}"] if steps else []))
+    result = _evaluate_with_progress(sc, names, run_evaluation, phase_bounds)
+    summary = result.summary()
+    console.print(comparison_table(summary))
+    if out is not None:
+        from slicing.evaluation.plots import write_plots
+
+        for path in write_plots(result, out):
+            console.print(f"plot: {path}")
+        (out / "summary.json").write_text(__import__("json").dumps(summary, indent=2))
+    emit_json(json_out, summary)
+
+
+def _evaluate_with_progress(sc, names, run_evaluation, phase_bounds):
+    h0_end, _ = phase_bounds(sc)
+    with progress_bar() as bar:
+        tasks = {"H0 collect": bar.add_task("H0 collect", total=h0_end)}
+        tasks["train"] = bar.add_task("train estimator", total=sc.estimator.epochs)
+        for n in names:
+            tasks[n] = bar.add_task(f"{n} H1+H2", total=sc.steps - h0_end)
+        return run_evaluation(
+            sc, names,
+            progress=lambda stage, k: bar.advance(tasks[stage], k),
+            train_progress=lambda e, loss: bar.update(tasks["train"], completed=e),
+        )
+
+
+@bench_app.callback()
+@guarded
+def bench(
+    ctx: typer.Context,
+    cells: int = typer.Option(20_000, min=3, max=3_000_000, help="population size (rounded up to whole sites)"),
+    seed: int = typer.Option(0, min=0, help="seed of the benchmark scenario"),
+    estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one first)"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Time one simulator period and one IDLA allocation of N cells; compare IDLA with the 0.05-grid oracle."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from slicing.bench import bench_core
+
+    result = bench_core(cells, seed, log=console.print, estimator=estimator)
+    console.print(f"{result['cells']} cells: sim step {result['sim_step_s']:.3f} s, IDLA {result['allocate_s']:.2f} s "
+                  f"({result['cells_per_s']:.0f} cells/s), utility vs 0.05-grid oracle "
+                  f"{result['utility_vs_grid_oracle']:.4f}")
+    emit_json(json_out, result)
+
+
+@app.command()
+@guarded
+def demo(
+    out: Path = typer.Option(Path("out"), help="folder for plots and the summary"),
+    steps: int = typer.Option(1500, min=100, help="length of the shortened IDLA evaluation"),
+    cells: int = typer.Option(20_000, min=3, help="population of the benchmark part"),
+) -> None:
+    """A shortened IDLA evaluation on scenarios/idla.yaml (table + plots) and a 20k-cell benchmark."""
+    from slicing.bench import bench_core
+    from slicing.evaluation.plots import write_plots
+    from slicing.evaluation.protocol import evaluate as run_evaluation
+    from slicing.evaluation.protocol import phase_bounds
+    from slicing.evaluation.report import comparison_table
+
+    scenario_file = Path("scenarios/idla.yaml")
+    sc = load(scenario_file if scenario_file.is_file() else None, [f"steps={steps}", "name=idla-demo"])
+    console.rule(f"1/2  IDLA experiment, {sc.cells} cells, {steps} periods (full length: slicing evaluate)")
+    result = _evaluate_with_progress(sc, ["idla", "traffic", "equal", "oracle"], run_evaluation, phase_bounds)
+    summary = result.summary()
+    console.print(comparison_table(summary))
+    plots = write_plots(result, out / "idla")
+    console.rule(f"2/2  benchmark, {cells} cells in one process")
+    b = bench_core(cells, 0, log=console.print)
+    console.print(f"sim step {b['sim_step_s']:.3f} s, IDLA allocation {b['allocate_s']:.2f} s "
+                  f"= {b['cells_per_s']:.0f} cells/s, utility vs 0.05-grid oracle {b['utility_vs_grid_oracle']:.4f}")
+    console.rule("done")
+    for p in plots:
+        console.print(f"plot: {p}")
+    console.print("next: `slicing evaluate --scenario scenarios/idla.yaml --out out/idla` for the full-length run")
+
+
+def main() -> None:  # pragma: no cover - console script
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

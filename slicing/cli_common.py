@@ -1,0 +1,62 @@
+"""Flags and runners shared by every `slicing` subcommand (one place, not copied per command)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from slicing.config import Scenario, ScenarioError, load_scenario
+
+console = Console(stderr=False, highlight=False)
+_err = Console(stderr=True, highlight=False)
+
+ScenarioOpt = Annotated[Path | None, typer.Option("--scenario", help="scenario YAML (default: built-in defaults)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a scenario key: dotted.key=value "
+                                                                "(repeatable), e.g. --set seed=3")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as the last line of stdout")]
+OutOpt = typer.Option(None, "--out", help="folder for plots and summary.json")
+
+
+def load(path: Path | None, overrides: list[str] | None) -> Scenario:
+    return load_scenario(path, list(overrides or []))
+
+
+def emit_json(enabled: bool, payload: dict[str, Any]) -> None:
+    if enabled:
+        sys.stdout.flush()
+        print(json.dumps(payload), flush=True)
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=_err, transient=False)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input: reported in one line, exit code 2, no traceback."""
+    from slicing.data.parquet import DataFileError
+    from slicing.models.qos_estimator import EstimatorFileError
+    from slicing.optim.schemes import UnknownSchemeError
+    from slicing.sim.traffic import TraceError
+
+    return ScenarioError, DataFileError, EstimatorFileError, UnknownSchemeError, TraceError
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except _user_errors() as err:
+            _err.print(f"[bold red]error:[/bold red] {err}")
+            raise typer.Exit(code=2) from None
+
+    return wrapper

@@ -1,0 +1,84 @@
+"""Figures of an evaluation (matplotlib, Agg backend; files only, no windows).
+
+- throughput.png: mean per-user throughput / requirement over time, one panel per slice, a line per scheme,
+  smoothed over one day (96 periods), phase boundaries marked (the IDLA paper's Fig. 4).
+- satisfaction_cdf.png: empirical CDF of the QoS satisfaction r over (cell, slice, period), per scheme, for H1 and
+  H2 (the paper's Fig. 5).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from slicing.evaluation.protocol import EvaluationResult  # noqa: E402
+
+DAY = 96
+
+
+def _smooth(series: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` periods, ignoring NaN (inactive slice)."""
+    valid = np.isfinite(series)
+    num = np.convolve(np.where(valid, series, 0.0), np.ones(window), mode="full")[: len(series)]
+    den = np.convolve(valid.astype(float), np.ones(window), mode="full")[: len(series)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def plot_throughput(result: EvaluationResult, path: Path) -> Path:
+    sc = result.scenario
+    n_slices = len(sc.slices)
+    fig, axes = plt.subplots(n_slices, 1, figsize=(10, 2.2 * n_slices), sharex=True)
+    axes = np.atleast_1d(axes)
+    with np.errstate(all="ignore"):
+        h0 = np.nanmean(np.stack(result.h0.tput_ratio), axis=1) if result.h0.tput_ratio else np.zeros((0, n_slices))
+    window = min(DAY, max(sc.steps // 20, 1))
+    for name, tr in result.traces.items():
+        with np.errstate(all="ignore"):
+            ratio = np.concatenate([h0, np.nanmean(np.stack(tr.tput_ratio), axis=1)])  # [T, S]
+        for s, ax in enumerate(axes):
+            ax.plot(np.arange(len(ratio)), _smooth(ratio[:, s], window), label=name, lw=1.2)
+    for s, ax in enumerate(axes):
+        st = sc.slices[s]
+        ax.set_ylabel(f"slice {st.id}\n{st.throughput_req_mbps:g} Mbit/s", fontsize=8)
+        ax.axhline(1.0, color="grey", lw=0.6, ls=":")
+        for b in (result.h0_end, result.h1_end):
+            ax.axvline(b, color="black", lw=0.8, ls="--")
+    axes[0].set_title(f"{sc.name}: mean user throughput / requirement (smoothed over {window} periods); "
+                      "H0 | H1 | H2", fontsize=9)
+    axes[0].legend(fontsize=8, ncol=len(result.traces), loc="lower left")
+    axes[-1].set_xlabel("period (15 min)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_satisfaction_cdf(result: EvaluationResult, path: Path) -> Path:
+    split = result.h1_end - result.h0_end
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for name, tr in result.traces.items():
+        for ax, (lo, hi) in zip(axes, [(0, split), (split, None)]):
+            r, mask, _ = tr.arrays(lo, hi)
+            values = np.sort(r[mask])
+            ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", label=name)
+    for ax, phase in zip(axes, ["H1 (initial slices)", "H2 (slice added)"]):
+        ax.set_title(f"CDF of QoS satisfaction r, {phase}", fontsize=9)
+        ax.set_xlabel("r = min(phi/phi*, d*/d, 1)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fraction of (cell, slice, period)")
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    return [plot_throughput(result, out / "throughput.png"), plot_satisfaction_cdf(result, out / "satisfaction_cdf.png")]
