@@ -334,3 +334,18 @@ def test_dual_candidates_handle_step_shaped_f() -> None:
     values, mask = STEP_CELL[None].astype(np.float64), np.ones((1, 4), dtype=bool)
     _, u_dp = dp_oracle(values, mask)
     assert _best_candidate(values, mask)[0] >= u_dp[0] - 1e-6
+
+
+def test_paper_literal_variant_is_feasible_and_no_better_than_default(
+        monotone_model: QosEstimator, cells: tuple[np.ndarray, np.ndarray]) -> None:
+    """All three additions off + autograd = Algorithm 1 as written; the default must not be worse in total."""
+    from slicing.config import IdlaConfig
+
+    z, mask = cells
+    n = len(z)
+    paper = IdlaConfig(method="autograd", normalise=False, trust_region=0.0, dual_candidates=False)
+    a = allocate_idla(monotone_model, z, mask, None, paper, 0, 0, np.arange(n))
+    b = allocate_idla(monotone_model, z, mask, None, IdlaConfig(), 0, 0, np.arange(n))
+    for res in (a, b):
+        assert_feasible(res.shares, mask)
+    assert b.est_utility.sum() >= a.est_utility.sum() - 1e-6
