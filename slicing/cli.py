@@ -130,10 +130,23 @@ def bench(
     cells: int = typer.Option(20_000, min=3, max=3_000_000, help="population size (rounded up to whole sites)"),
     seed: int = typer.Option(0, min=0, help="seed of the benchmark scenario"),
     estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one first)"),
+    shards: int | None = typer.Option(None, min=1, help="run whole periods on K Ray shard actors instead "
+                                                        "(slicing/runtime/bench.py)"),
     json_out: JsonOpt = False,
 ) -> None:
     """Time one simulator period and one IDLA allocation of N cells; compare IDLA with the 0.05-grid oracle."""
     if ctx.invoked_subcommand is not None:
+        return
+    if shards is not None:
+        from slicing.runtime.bench import bench_population
+
+        if shards > -(-cells // 3):
+            raise typer.BadParameter(f"--shards {shards}: at most one shard per site ({-(-cells // 3)} sites)")
+        result = bench_population(cells, shards, seed=seed, log=console.print, estimator=estimator)
+        console.print(f"{result['cells']} cells on {shards} shard(s): round {result['round_s']:.2f} s (halo "
+                      f"{result['halo_s']:.3f} s, step {result['step_s']:.2f} s, allocate {result['allocate_s']:.2f} s)"
+                      f" = {result['cells_per_s']:.0f} cells/s")
+        emit_json(json_out, result)
         return
     from slicing.bench import bench_core
 
@@ -173,6 +186,89 @@ def demo(
     for p in plots:
         console.print(f"plot: {p}")
     console.print("next: `slicing evaluate --scenario scenarios/idla.yaml --out out/idla` for the full-length run")
+
+
+# ------------------------------------------------------------------------------------------ HTTP service (v1)
+
+
+def _serve_settings(max_inflight: int | None, max_cells: int | None) -> dict:
+    return {k: v for k, v in {"max_inflight_requests": max_inflight, "max_cells_per_request": max_cells}.items()
+            if v is not None}
+
+
+@app.command()
+@guarded
+def serve(
+    host: str = typer.Option("127.0.0.1", help="HTTP address (0.0.0.0 exposes the service to the network)"),
+    port: int = typer.Option(8000, min=1, max=65535, help="HTTP port"),
+    cells: int | None = typer.Option(None, min=3, max=3_000_000,
+                                     help="population size, rounded up to whole sites (default: 300, or the "
+                                          "scenario's topology with --scenario)"),
+    scenario: ScenarioOpt = None,
+    overrides: SetOpt = None,
+    period_s: float = typer.Option(900.0, "--period-s", min=0.01, help="advance the population every S seconds"),
+    shards: int = typer.Option(1, min=1, help="population shards (Ray actors)"),
+    estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one, ~10 s)"),
+    address: str = typer.Option("local", help="'local': an embedded Ray; 'auto' or host:port: join a cluster"),
+    no_http: bool = typer.Option(False, "--no-http", help="cluster only: start the population (detached) and exit; "
+                                                          "deploy the HTTP app with `serve deploy cluster/serve.yaml`"),
+    max_inflight: int | None = typer.Option(None, min=1, help="requests in progress per replica before 503"),
+    max_cells: int | None = typer.Option(None, min=1, help="cells per POST /v1/allocate before 413"),
+) -> None:
+    """Run the HTTP service (serve_app.py) on Ray Serve over a simulated, sharded population until Ctrl-C.
+
+    POST /v1/kpis needs SLICING_API_TOKEN in the environment (else it answers 503).
+    """
+    import signal
+    import time
+
+    from slicing.serve_runner import LocalService
+
+    if no_http and address == "local":
+        raise typer.BadParameter("--no-http needs --address of a running cluster (the population would stop with "
+                                 "this process)")
+    sc = load(scenario, overrides) if (scenario is not None or overrides) else None
+    svc = LocalService(host=host, port=port, cells=cells if (cells or sc) else 300, scenario=sc, shards=shards,
+                       period_s=period_s, estimator=estimator, address=address,
+                       settings=_serve_settings(max_inflight, max_cells), log=console.print)
+    if no_http:
+        svc.start_population()
+        console.print("population started (detached); now `serve deploy cluster/serve.yaml`")
+        return
+
+    def _terminate(signum, frame):  # SIGTERM (e.g. ray job stop) shuts down like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with svc:
+            console.print(f"ready: {svc.base_url}/readyz, API docs {svc.base_url}/docs; Ctrl-C to stop")
+            while True:
+                time.sleep(1.0)
+    except KeyboardInterrupt:
+        console.print("shutting down")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@bench_app.command("serve")
+@guarded
+def bench_serve_cmd(
+    cells: int = typer.Option(300, min=3, max=3_000_000, help="population size behind the GET endpoint"),
+    shards: int = typer.Option(1, min=1, help="population shards"),
+    requests_total: int = typer.Option(1000, "--requests", min=10, max=100_000, help="paced single-cell GETs"),
+    rps: float = typer.Option(100.0, min=1.0, max=10_000.0, help="pace of the GETs (requests per second)"),
+    estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one first)"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Start the service on 127.0.0.1 (own local Ray) and time POST /v1/allocate (1,000 cells) and paced GETs."""
+    from slicing.serve_runner import LocalService, bench_serve, free_port
+
+    with LocalService(host="127.0.0.1", port=free_port(), cells=cells, shards=shards, period_s=900.0,
+                      estimator=estimator, log=console.print) as svc:
+        result = bench_serve(svc.base_url, svc.scenario.cells, allocate_cells=1000, rps=rps,
+                             requests_total=requests_total, log=console.print)
+    emit_json(json_out, result)
 
 
 def main() -> None:  # pragma: no cover - console script

@@ -261,7 +261,9 @@ def test_idla_is_deterministic_and_batch_independent(monotone_model: QosEstimato
     first = run_idla(monotone_model, z[:50], mask[:50], ids=ids[:50])
     second = run_idla(monotone_model, z[50:], mask[50:], ids=ids[50:])
     np.testing.assert_array_equal(np.concatenate([first.shares, second.shares]), whole.shares)
-    np.testing.assert_array_equal(np.concatenate([first.est_utility, second.est_utility]), whole.est_utility)
+    # the reported utility is a float32 network evaluation whose last bits depend on the matmul's batch size
+    np.testing.assert_allclose(np.concatenate([first.est_utility, second.est_utility]), whole.est_utility,
+                               rtol=1e-6)
 
 
 def test_idla_start_points(monotone_model: QosEstimator, cells: tuple[np.ndarray, np.ndarray]) -> None:

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from slicing.evaluation.metrics import SATISFIED  # noqa: E402
 from slicing.evaluation.protocol import EvaluationResult  # noqa: E402
 
 DAY = 96
@@ -30,17 +31,26 @@ def _smooth(series: np.ndarray, window: int) -> np.ndarray:
         return np.where(den > 0, num / den, np.nan)
 
 
+def _slice_means(per_period: list[np.ndarray], n_slices: int) -> np.ndarray:
+    """[T, N, S] with NaN for inactive -> [T, S] mean over cells (NaN where the slice is inactive everywhere)."""
+    if not per_period:
+        return np.zeros((0, n_slices))
+    stacked = np.stack(per_period)  # [T, N, S]
+    valid = np.isfinite(stacked)
+    total = np.where(valid, stacked, 0.0).sum(axis=1)
+    count = valid.sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def plot_throughput(result: EvaluationResult, path: Path) -> Path:
     sc = result.scenario
     n_slices = len(sc.slices)
     fig, axes = plt.subplots(n_slices, 1, figsize=(10, 2.2 * n_slices), sharex=True)
     axes = np.atleast_1d(axes)
-    with np.errstate(all="ignore"):
-        h0 = np.nanmean(np.stack(result.h0.tput_ratio), axis=1) if result.h0.tput_ratio else np.zeros((0, n_slices))
+    h0 = _slice_means(result.h0.tput_ratio, n_slices)
     window = min(DAY, max(sc.steps // 20, 1))
     for name, tr in result.traces.items():
-        with np.errstate(all="ignore"):
-            ratio = np.concatenate([h0, np.nanmean(np.stack(tr.tput_ratio), axis=1)])  # [T, S]
+        ratio = np.concatenate([h0, _slice_means(tr.tput_ratio, n_slices)])  # [T, S]
         for s, ax in enumerate(axes):
             ax.plot(np.arange(len(ratio)), _smooth(ratio[:, s], window), label=name, lw=1.2)
     for s, ax in enumerate(axes):
@@ -60,19 +70,23 @@ def plot_throughput(result: EvaluationResult, path: Path) -> Path:
 
 
 def plot_satisfaction_cdf(result: EvaluationResult, path: Path) -> Path:
+    """CDF of r per scheme; the y axis stops just above the unsatisfied mass (the rest is the jump at r = 1)."""
     split = result.h1_end - result.h0_end
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for name, tr in result.traces.items():
-        for ax, (lo, hi) in zip(axes, [(0, split), (split, None)]):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, (lo, hi), phase in zip(axes, [(0, split), (split, None)], ["H1 (initial slices)", "H2 (slice added)"]):
+        top = 0.0
+        for name, tr in result.traces.items():
             r, mask, _ = tr.arrays(lo, hi)
             values = np.sort(r[mask])
-            ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", label=name)
-    for ax, phase in zip(axes, ["H1 (initial slices)", "H2 (slice added)"]):
+            cdf = np.arange(1, len(values) + 1) / len(values)
+            top = max(top, float((values < SATISFIED).mean()))
+            ax.step(values, cdf, where="post", label=f"{name}: P(r>=0.999) = {(values >= SATISFIED).mean():.3f}")
+        ax.set_ylim(0, min(1.0, top * 1.15 + 0.01))
         ax.set_title(f"CDF of QoS satisfaction r, {phase}", fontsize=9)
         ax.set_xlabel("r = min(phi/phi*, d*/d, 1)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("fraction of (cell, slice, period)")
-    axes[0].legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0].set_ylabel("fraction of (cell, slice, period) <= r")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

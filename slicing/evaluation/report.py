@@ -9,20 +9,17 @@ COLUMNS = [("mean_satisfaction", "mean r"), ("p_satisfied", "P(r>=0.999)"), ("me
 
 
 def comparison_table(summary: dict) -> Table:
+    """One row per (scheme, phase); the best value of each column within a phase in bold."""
     t = Table(title=f"{summary['scenario']}: {summary['cells']} cells, {summary['steps']} periods, "
-                    f"estimator MAE {summary['estimator']['mae']:.4f} on held-out samples")
+                    f"estimator MAE {summary['estimator']['mae']:.4f} (held out)")
+    t.add_column("phase")
     t.add_column("scheme")
+    for _, label in COLUMNS:
+        t.add_column(label, justify="right")
     for phase in ("H1", "H2"):
-        for _, label in COLUMNS:
-            t.add_column(f"{phase} {label}", justify="right")
-    best = {(p, k): max(m[p][k] for m in summary["schemes"].values()) for p in ("H1", "H2")
-            for k in ("mean_satisfaction", "p_satisfied", "mean_utility")}
-    for name, m in summary["schemes"].items():
-        cells = []
-        for phase in ("H1", "H2"):
-            for key, _ in COLUMNS:
-                v = m[phase][key]
-                text = f"{v:.4f}"
-                cells.append(f"[bold]{text}[/bold]" if best.get((phase, key)) == v else text)
-        t.add_row(name, *cells)
+        rows = {name: m[phase] for name, m in summary["schemes"].items()}
+        best = {k: max(r[k] for r in rows.values()) for k, _ in COLUMNS[:3]}
+        for i, (name, m) in enumerate(rows.items()):
+            cells = [f"[bold]{m[k]:.4f}[/bold]" if best.get(k) == m[k] else f"{m[k]:.4f}" for k, _ in COLUMNS]
+            t.add_row(phase if i == 0 else "", name, *cells, end_section=i == len(rows) - 1)
     return t

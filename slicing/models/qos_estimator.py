@@ -47,7 +47,13 @@ class EstimatorFileError(ValueError):
 
 
 class QosEstimator(nn.Module):
-    """MLP f(x, z) -> [0, 1]: normalisation, ``len(hidden)`` ReLU layers, a sigmoid output.
+    """MLP f(x, z) -> [0, 1]: normalisation, ``len(hidden)`` ReLU layers, a linear output clamped to [0, 1].
+
+    Why a clamp and not a sigmoid: about 80 % of the targets are exactly 1 (satisfied slices), so MAE training
+    drives a sigmoid into saturation where its gradient vanishes, and the network can collapse to the constant
+    f = 1 (seen on the 1,500-period IDLA run: f = 1 for every x, the oracle then allocated nothing). Training
+    uses the raw output (``raw``) with the L1 loss, whose gradient never vanishes; |clamp(o) - y| <= |o - y|
+    for y in [0, 1], so the training loss bounds the reported MAE.
 
     ``forward(features[B, 13]) -> [B]``. ``version`` is the content hash of the weights once saved or loaded
     (``None`` for a model that was never persisted); ``weights_version(model)`` recomputes it.
@@ -75,10 +81,14 @@ class QosEstimator(nn.Module):
             h = torch.relu(layer(h))
         return h
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def raw(self, features: torch.Tensor) -> torch.Tensor:
+        """The unclamped output ``[B]`` (what training fits)."""
         h = (features - self.feat_mean) / self.feat_std  # [B, 13]
         h = self.hidden_from_normalised(h)  # [B, H_last]
-        return torch.sigmoid(self.out(h)).squeeze(-1)  # [B]
+        return self.out(h).squeeze(-1)  # [B]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.raw(features).clamp(0.0, 1.0)  # [B]
 
 
 def init_weights(model: QosEstimator, generator: torch.Generator) -> None:
@@ -138,7 +148,7 @@ def tabulate(model: QosEstimator, z: np.ndarray | torch.Tensor, grid: np.ndarray
             h = torch.relu_(h).reshape(-1, h.shape[-1])  # [n*S*G, H1]
             for layer in model.layers[1:]:
                 h = torch.relu_(torch.addmm(layer.bias, h, layer.weight.T))  # [n*S*G, H_k]
-            f = torch.sigmoid_(torch.addmm(model.out.bias, h, model.out.weight.T))  # [n*S*G, 1]
+            f = torch.addmm(model.out.bias, h, model.out.weight.T).clamp_(0.0, 1.0)  # [n*S*G, 1]
             out[lo:hi] = f.reshape(hi - lo, s, g)  # [n, S, G]
     return out.numpy()
 
@@ -202,9 +212,9 @@ class _FlatAdamL1:
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             h = torch.relu_(torch.addmm(b, h, w.T))  # [b, H_k]
             acts.append(h)
-        out = torch.sigmoid_(torch.addmm(self.biases[-1], h, self.weights[-1].T))  # [b, 1]
+        out = torch.addmm(self.biases[-1], h, self.weights[-1].T)  # [b, 1] raw output
         diff = out[:, 0] - yb  # [b]
-        g = torch.sign(diff).mul_(1.0 / len(yb))[:, None].mul_(out * (1.0 - out))  # [b, 1] dLoss/dlogit
+        g = torch.sign(diff).mul_(1.0 / len(yb))[:, None]  # [b, 1] dLoss/dout
         for k in range(len(self.weights) - 1, -1, -1):
             torch.mm(g.T, acts[k], out=self.gweights[k])  # [H_k, H_{k-1}]
             torch.sum(g, dim=0, out=self.gbiases[k])  # [H_k]

@@ -1,0 +1,272 @@
+"""``Population``: the driver-side orchestrator of K ``CellShard``s, each a contiguous band of cell ids.
+
+Sharding by geography: cell id = 3 * site + sector and sites are laid out row by row, so a range of ids is a band
+of the map. Ranges are cut at site boundaries (``partition``). A shard needs, from other shards, only the last
+load of its halo (the out-of-shard ones among its cells' K strongest interferers); those come from the band edges.
+
+One period (``run_period``), for period t:
+
+    halo      gather cell_util of the exported cells (those in some other shard's halo) from every shard into one
+              global [n_cells] array; each shard gets the values of its own halo ids
+    step      all shards simulate t in parallel
+    allocate  all shards allocate t + 1 in parallel (each also gets the current estimator (version, ref))
+
+The estimator is put into Ray's object store once per version (``set_estimator``: ``ray.put`` then the ref to every
+shard); shards reload only when the version changes. Shard actors are restartable (``max_restarts``), their calls
+retried (``max_task_retries``), and they restore their own checkpoints; see ``shard.py``.
+
+``in_process=True`` runs the same shards as plain objects, one after the other, without Ray.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from slicing.config import Scenario
+from slicing.models.qos_estimator import QosEstimator
+from slicing.runtime.checkpoint import CheckpointStore
+from slicing.runtime.records import KpiBatch, parse_records
+from slicing.runtime.shard import RUNTIME_SCHEMES, CellShard, UnknownCell
+from slicing.runtime.weights import estimator_payload
+
+__all__ = ["Population", "UnknownCell", "partition"]
+
+MAX_SHARD_CPUS = 0.5  # logical CPUs per shard actor, at most; see _shard_cpus
+_remote_class: Any = None
+
+
+def partition(scenario: Scenario, shards: int) -> list[tuple[int, int]]:
+    """K contiguous cell-id ranges [lo, hi) cut at site boundaries, as equal as possible."""
+    sites = scenario.topology.sites
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= sites:
+        raise ValueError(f"shards: must be an integer in [1, {sites}] (at least one site per shard), got {shards!r}")
+    edges = 3 * np.round(np.linspace(0, sites, shards + 1)).astype(np.int64)  # [K + 1]
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _shard_cpus(shards: int) -> float:
+    """At most half a CPU per shard, and at most half the cluster's CPUs for all shards together (leaves room for
+    the HTTP replicas and the driver on 2-CPU machines). Ray's resource granularity is 1e-4."""
+    import ray
+
+    total = float(ray.cluster_resources().get("CPU", 1.0))
+    return max(1e-4, np.floor(min(MAX_SHARD_CPUS, 0.5 * total / shards) * 1e4) / 1e4)
+
+
+def _unwrap(err: Exception) -> Exception:
+    """The user-facing exception inside a RayTaskError (ValueError / KeyError), else ``err`` itself."""
+    cause = getattr(err, "cause", None)
+    return cause if isinstance(cause, ValueError | KeyError) else err
+
+
+class Population:
+    """All cells of ``scenario``, split into ``shards`` CellShards (Ray actors unless ``in_process``)."""
+
+    def __init__(self, scenario: Scenario, shards: int = 1, scheme: str = "traffic",
+                 model: QosEstimator | dict | None = None, storage: str | None = None, *, in_process: bool = False,
+                 num_cpus_per_shard: float | None = None, threads_per_shard: int | None = None,
+                 max_restarts: int = -1, max_task_retries: int = 3, fresh: bool = False) -> None:
+        if scheme not in RUNTIME_SCHEMES:
+            raise ValueError(f"scheme: {scheme!r} is not a runtime scheme; choose from {list(RUNTIME_SCHEMES)}")
+        if scheme == "idla" and model is None:
+            raise ValueError("model: scheme 'idla' needs a QoS estimator")
+        self.scenario, self.scheme, self.in_process = scenario, scheme, in_process
+        self.bounds = partition(scenario, shards)
+        self._hi = np.array([hi for _, hi in self.bounds], dtype=np.int64)  # [K] exclusive upper ids
+        self._n = scenario.cells
+        self.storage = str(storage) if storage else None
+        if fresh and self.storage:
+            store = CheckpointStore(self.storage)
+            for lo, hi in self.bounds:
+                store.delete(f"shard-{lo:09d}-{hi:09d}")
+        self._lock = threading.RLock()
+        self._version: str | None = None
+        self._payload: dict | None = None
+        self._estimator: tuple[str, Any] | None = None
+        self.estimator_puts = 0
+        self.timings: deque[dict] = deque(maxlen=1000)
+        self.shards = [self._create(lo, hi, num_cpus_per_shard, threads_per_shard, max_restarts, max_task_retries)
+                       for lo, hi in self.bounds]
+        if model is not None:
+            self.set_estimator(model)
+        halo = self._get([self._call(s, "halo_ids") for s in self.shards])
+        self._halo = [np.asarray(h, dtype=np.int64) for h in halo]  # [K] x [M_k] ids each shard needs
+        needed = np.unique(np.concatenate(self._halo)) if self._halo else np.zeros(0, dtype=np.int64)
+        self._export = [needed[(needed >= lo) & (needed < hi)] for lo, hi in self.bounds]  # [K] x ids it sends
+        self._period = self._reconcile(self._get([self._call(s, "info") for s in self.shards]))
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+    def _create(self, lo: int, hi: int, cpus: float | None, threads: int | None, restarts: int, retries: int):
+        args = (self.scenario, lo, hi, self.scheme, self.storage, None, threads)
+        if self.in_process:
+            return CellShard(*args)
+        import ray
+
+        global _remote_class
+        if _remote_class is None:
+            _remote_class = ray.remote(CellShard)
+        return _remote_class.options(
+            num_cpus=cpus if cpus is not None else _shard_cpus(len(self.bounds)), scheduling_strategy="SPREAD",
+            max_restarts=restarts, max_task_retries=retries, max_concurrency=4,  # reads never wait for a step
+        ).remote(*args)
+
+    def _call(self, shard: Any, method: str, *args: Any) -> Any:
+        """Start ``method`` on a shard: an ObjectRef under Ray, the value itself in-process."""
+        return getattr(shard, method)(*args) if self.in_process else getattr(shard, method).remote(*args)
+
+    def _get(self, pending: list[Any]) -> list[Any]:
+        if self.in_process:
+            return pending
+        import ray
+
+        try:
+            return ray.get(pending)
+        except ray.exceptions.RayTaskError as err:
+            raise _unwrap(err) from None
+
+    def _reconcile(self, infos: list[dict]) -> int:
+        """The population's period from the shards' (restored) states; finishes a round interrupted after step."""
+        states = {(i["period"], i["alloc_period"]) for i in infos}
+        if len(states) == 1:
+            sim_p, alloc_p = states.pop()
+            if sim_p == alloc_p:
+                return sim_p
+            if sim_p == alloc_p + 1:
+                self._get([self._call(s, "allocate", sim_p, self._estimator) for s in self.shards])
+                return sim_p
+        detail = ", ".join(f"{i['name']}: period {i['period']} / allocation {i['alloc_period']}" for i in infos)
+        raise RuntimeError(f"storage {self.storage}: the shards' checkpoints are from different periods ({detail}); "
+                           "use fresh=True or another storage path")
+
+    # -- one period -----------------------------------------------------------------------------------------
+    def run_period(self, kpis: bool = False) -> dict:
+        """Halo exchange, step, allocate; returns {period, halo_s, step_s, allocate_s, round_s, ...}."""
+        with self._lock:
+            p = self._period
+            t0 = time.perf_counter()
+            util = np.zeros(self._n)  # [n_cells] only exported entries are filled
+            if len(self.shards) > 1:
+                parts = self._get([self._call(s, "cell_util", ex) for s, ex in zip(self.shards, self._export)])
+                for ex, values in zip(self._export, parts, strict=True):  # per shard
+                    util[ex] = values
+            halos = [util[h] for h in self._halo]  # [K] x [M_k]
+            t1 = time.perf_counter()
+            steps = self._get([self._call(s, "step", p, h, kpis) for s, h in zip(self.shards, halos)])
+            t2 = time.perf_counter()
+            allocs = self._get([self._call(s, "allocate", p + 1, self._estimator) for s in self.shards])
+            t3 = time.perf_counter()
+            self._period = p + 1
+            cells = np.array([st["cells"] for st in steps])
+            out = {"period": p, "halo_s": t1 - t0, "step_s": t2 - t1, "allocate_s": t3 - t2, "round_s": t3 - t0,
+                   "cells": int(cells.sum()), "fallback_cells": sum(a["fallback_cells"] for a in allocs),
+                   "warmup": any(a["warmup"] for a in allocs),
+                   "errors": [a["error"] for a in allocs if a["error"]],
+                   "utility_mean": float(np.dot(cells, [st["utility_mean"] for st in steps]) / cells.sum())}
+            self.timings.append(dict(out))
+            if kpis:
+                parts_k = [st.get("kpis") for st in steps]
+                out["kpis"] = None if any(k is None for k in parts_k) else {
+                    k: np.concatenate([pk[k] for pk in parts_k]) for k in parts_k[0]}
+            return out
+
+    # -- estimator ------------------------------------------------------------------------------------------
+    def set_estimator(self, model: QosEstimator | dict) -> bool:
+        """Ship a new estimator version to every shard (one ``ray.put``); False if that version is already set."""
+        payload = model if isinstance(model, dict) else estimator_payload(model)
+        version = str(payload["version"])
+        with self._lock:
+            if version == self._version:
+                return False
+            if self.in_process:
+                ref: Any = payload
+            else:
+                import ray
+
+                ref = [ray.put(payload)]  # a list, so Ray passes the ref itself and shards fetch it once per version
+            self.estimator_puts += 1
+            self._get([self._call(s, "set_estimator", version, ref) for s in self.shards])
+            self._version, self._payload, self._estimator = version, payload, (version, ref)
+            return True
+
+    def model_version(self) -> str | None:
+        return self._version
+
+    def estimator_payload(self) -> dict | None:
+        """The current estimator as a plain payload (``weights.estimator_from_payload`` rebuilds it)."""
+        return self._payload
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def period(self) -> int:
+        """The next period to simulate (= the period the current allocations are for)."""
+        return self._period
+
+    def n_cells(self) -> int:
+        return self._n
+
+    def ready(self) -> bool:
+        return len(self.shards) > 0
+
+    def cell_ids(self, limit: int = 100, offset: int = 0) -> list[int]:
+        """A page of the population's cell ids (sorted)."""
+        for name, v in (("limit", limit), ("offset", offset)):
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+                raise ValueError(f"{name}: must be an integer >= 0, got {v!r}")
+        return list(range(min(offset, self._n), min(self._n, offset + limit)))
+
+    def _cell(self, cell_id: Any) -> int:
+        if isinstance(cell_id, str) and cell_id.isdigit() and len(cell_id) <= 18:
+            cell_id = int(cell_id)
+        if isinstance(cell_id, bool) or not isinstance(cell_id, int | np.integer) or not 0 <= cell_id < self._n:
+            raise UnknownCell(f"cell_id: unknown cell {cell_id!r}; the population has cells 0..{self._n - 1}")
+        return int(cell_id)
+
+    def shard_of(self, cell_id: Any) -> int:
+        """Index of the shard that owns ``cell_id`` (UnknownCell if none)."""
+        return int(np.searchsorted(self._hi, self._cell(cell_id), side="right"))
+
+    def allocation(self, cell_id: Any) -> dict:
+        """{cell_id, period, model_version, scheme, slices: [{snssai, share}]}, from the owning shard."""
+        cid = self._cell(cell_id)
+        return self._get([self._call(self.shards[self.shard_of(cid)], "allocation", cid)])[0]
+
+    def allocations_array(self) -> np.ndarray:
+        """[n_cells, S] current allocation of every cell."""
+        return np.concatenate(self._get([self._call(s, "allocations_array") for s in self.shards]))
+
+    def shard_info(self) -> list[dict]:
+        return self._get([self._call(s, "info") for s in self.shards])
+
+    # -- KPI reports ----------------------------------------------------------------------------------------
+    def ingest(self, records: list[dict] | KpiBatch) -> int:
+        """Route KPI records to their shards; all-or-nothing (every shard checks before any applies)."""
+        batch = parse_records(records)
+        out = (batch.cell_ids < 0) | (batch.cell_ids >= self._n)
+        if out.any():
+            k = int(np.argmax(out))
+            raise ValueError(f"records[{batch.index[k]}].cell_id: unknown cell {batch.cell_ids[k]}; the population "
+                             f"has cells 0..{self._n - 1}")
+        owner = np.searchsorted(self._hi, batch.cell_ids, side="right")  # [M] shard index
+        groups = [(self.shards[k], batch.take(np.flatnonzero(owner == k))) for k in np.unique(owner)]
+        with self._lock:
+            self._get([self._call(s, "ingest", sub, True) for s, sub in groups])  # dry run: validate everywhere
+            return sum(self._get([self._call(s, "ingest", sub) for s, sub in groups]))
+
+    def shutdown(self) -> None:
+        """Kill the shard actors (their checkpoints stay)."""
+        if not self.in_process:
+            import ray
+
+            for s in self.shards:
+                ray.kill(s)
+        self.shards = []
+
+    def __enter__(self) -> Population:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()

@@ -1,0 +1,148 @@
+"""The population as a named Ray actor, for the HTTP service (``serve_app.py``) and ``slicing serve``.
+
+``PopulationActor`` runs a ``Population`` inside a threaded Ray actor registered as ``"slicing-population"`` in
+namespace ``"slicing"``. Its getters are methods (actor handles call methods, not properties):
+``allocation(cell_id)``, ``cell_ids(limit, offset)``, ``n_cells()``, ``ingest(records)``, ``model_version()``,
+``period()``, ``ready()``, ``estimator_payload()``, plus ``run_period()``, ``run_periods_every(period_s)`` (a
+background thread advancing one period every ``period_s`` seconds), ``stop()``, ``timings()``, ``last_error()``.
+
+Reads (allocation, cell_ids, ...) do not wait for a running period: the population's lock is only taken by
+``run_period``, ``ingest`` and ``set_estimator``, and shards answer reads from their last allocation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from slicing.config import Scenario
+from slicing.models.qos_estimator import QosEstimator, load_estimator
+from slicing.runtime.population import Population
+
+ACTOR_NAME = "slicing-population"
+NAMESPACE = "slicing"
+
+
+class PopulationService:
+    """A ``Population`` plus a periodic driver loop; the body of ``PopulationActor``."""
+
+    def __init__(self, scenario: Scenario, shards: int = 1, scheme: str = "idla",
+                 model: QosEstimator | dict | str | Path | None = None, storage: str | None = None,
+                 **population_kwargs: Any) -> None:
+        if isinstance(model, str | Path):
+            model = load_estimator(model)
+        self.population = Population(scenario, shards, scheme, model, storage, **population_kwargs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: str | None = None
+
+    # -- driving --------------------------------------------------------------------------------------------
+    def run_period(self) -> dict:
+        """Run one period now; returns its timings."""
+        return self.population.run_period()
+
+    def run_periods_every(self, period_s: float) -> bool:
+        """Start advancing one period every ``period_s`` seconds in the background; False if already running."""
+        if not period_s > 0:
+            raise ValueError(f"period_s: must be > 0, got {period_s!r}")
+        if self._thread is not None and self._thread.is_alive():
+            return False
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, args=(float(period_s),), daemon=True,
+                                        name="population-periods")
+        self._thread.start()
+        return True
+
+    def _loop(self, period_s: float) -> None:
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.population.run_period()
+                self._error = None
+            except Exception as err:  # noqa: BLE001 - keep serving the last allocations; report via last_error()
+                self._error = f"{type(err).__name__}: {err}"
+            next_t += period_s
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+            next_t = max(next_t, time.monotonic() - period_s)  # a slow round does not cause a burst of catch-up
+
+    def stop(self) -> bool:
+        """Stop the background loop (the current period finishes); True if it was running."""
+        running = self._thread is not None and self._thread.is_alive()
+        self._stop.set()
+        if running:
+            self._thread.join()
+        return running
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def timings(self, last: int = 10) -> list[dict]:
+        return list(self.population.timings)[-last:]
+
+    def last_error(self) -> str | None:
+        return self._error
+
+    # -- the HTTP service's interface -----------------------------------------------------------------------
+    def allocation(self, cell_id: int | str) -> dict:
+        return self.population.allocation(cell_id)
+
+    def cell_ids(self, limit: int = 100, offset: int = 0) -> list[int]:
+        return self.population.cell_ids(limit, offset)
+
+    def n_cells(self) -> int:
+        return self.population.n_cells()
+
+    def ingest(self, records: list[dict]) -> int:
+        return self.population.ingest(records)
+
+    def model_version(self) -> str | None:
+        return self.population.model_version()
+
+    def period(self) -> int:
+        return self.population.period()
+
+    def ready(self) -> bool:
+        return self.population.ready()
+
+    def estimator_payload(self) -> dict | None:
+        return self.population.estimator_payload()
+
+    def set_estimator(self, model: QosEstimator | dict | str | Path) -> bool:
+        return self.population.set_estimator(load_estimator(model) if isinstance(model, str | Path) else model)
+
+    def shard_info(self) -> list[dict]:
+        return self.population.shard_info()
+
+    def shutdown(self) -> None:
+        self.stop()
+        self.population.shutdown()
+
+
+# Threaded: HTTP reads run beside the background loop. It holds no CPU itself; its shards hold theirs.
+PopulationActor = ray.remote(num_cpus=0, max_concurrency=16)(PopulationService)
+
+
+def start_population_actor(scenario: Scenario, shards: int = 1, scheme: str = "idla",
+                           model: QosEstimator | dict | str | Path | None = None, storage: str | None = None,
+                           period_s: float | None = None, detached: bool = False, **population_kwargs: Any):
+    """Create the named actor (Ray must be initialised), wait until it is ready, optionally start its loop."""
+    handle = PopulationActor.options(name=ACTOR_NAME, namespace=NAMESPACE,
+                                     lifetime="detached" if detached else None).remote(
+        scenario, shards, scheme, model, storage, **population_kwargs)
+    ray.get(handle.ready.remote())
+    if period_s is not None:
+        ray.get(handle.run_periods_every.remote(period_s))
+    return handle
+
+
+def get_population_actor():
+    """The running population actor; raises ``LookupError`` if none is registered."""
+    try:
+        return ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
+    except ValueError:
+        raise LookupError(f"no population actor {ACTOR_NAME!r} in namespace {NAMESPACE!r} "
+                          "(start one with `slicing serve`)") from None

@@ -1,0 +1,338 @@
+"""``CellShard``: one contiguous range of cell ids with its simulator, history, allocation and scheme.
+
+A plain class. ``Population`` wraps it with ``ray.remote`` (a restartable, threaded actor) or runs it in-process;
+the code is the same. One period of a shard, as driven by ``Population.run_period``:
+
+    cell_util(ids)            its cells' last-period PRB utilisation (other shards' halo)
+    step(t, halo_util)        simulate period t with the current allocation, push the report into the history
+    allocate(t + 1)           shares [N, S] for period t + 1 (z = history up to t, warm start = current shares)
+
+Allocation never leaves a cell without shares: until the history holds H periods the IDLA scheme is replaced by
+the traffic baseline (warm-up); if the scheme raises or returns a non-finite / infeasible row, that cell keeps its
+last good allocation (masked to the active slices), or gets the traffic baseline if that leaves it nothing.
+
+State changes are checkpointed after every ``step`` and every ``allocate`` (``checkpoint.py``) under a name made
+of the cell range, and restored when the shard is (re)started. ``step`` and ``allocate`` carry the period they are
+for, so a call retried by Ray after a restart is either done (the restored state is before it) or answered from
+the stored result (the state is already past it): no period is simulated twice.
+
+The estimator arrives as ``(version, ref)``: ``ref`` an ObjectRef (or a one-element list holding one, so Ray does
+not resolve it before the call) or the payload dict itself (in-process). The shard fetches and rebuilds it only
+when ``version`` differs from the one it holds (``reload_count``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from slicing.config import Scenario
+from slicing.data.history import History
+from slicing.optim.baselines import traffic_proportional
+from slicing.optim.schemes import AllocationContext, Scheme, make_scheme
+from slicing.runtime.checkpoint import CheckpointMismatch, CheckpointStore, scenario_fingerprint
+from slicing.runtime.records import KpiBatch, parse_records
+from slicing.runtime.weights import estimator_from_payload
+from slicing.sim.simulator import Simulator
+
+RUNTIME_SCHEMES = ("idla", "traffic", "equal")
+CHECKPOINT_FORMAT = "slicing.shard-checkpoint/1"
+KPI_FIELDS = ("share", "users", "cqi", "prb_util", "throughput_mbps", "delay_ms", "r")
+_SUM_TOL = 1e-9  # the simulator's own tolerance on row sums
+
+
+class UnknownCell(KeyError):
+    """A cell id that the population (or shard) does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown cell"
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What readers see; replaced as a whole after each allocation (threaded actor: no torn reads)."""
+
+    shares: np.ndarray  # [N, S] allocation for ``period``
+    period: int
+    model_version: str | None
+    mask: np.ndarray  # [N, S] active slices in ``period``
+
+
+def _resolve(ref: Any) -> dict:
+    if isinstance(ref, dict):
+        return ref
+    if isinstance(ref, list | tuple) and len(ref) == 1:
+        ref = ref[0]
+    import ray  # only reached when running under Ray
+
+    if not isinstance(ref, ray.ObjectRef):
+        raise ValueError(f"estimator ref: expected an ObjectRef, [ObjectRef] or payload dict, got {type(ref).__name__}")
+    return ray.get(ref)
+
+
+class CellShard:
+    """Cells ``lo .. hi - 1`` of ``scenario`` (see module docstring)."""
+
+    def __init__(self, scenario: Scenario, lo: int, hi: int, scheme: str = "traffic", storage: str | None = None,
+                 estimator: tuple[str, Any] | None = None, threads: int | None = None) -> None:
+        if scheme not in RUNTIME_SCHEMES:
+            raise ValueError(f"scheme: {scheme!r} is not a runtime scheme; choose from {list(RUNTIME_SCHEMES)}")
+        if not 0 <= lo < hi <= scenario.cells:
+            raise ValueError(f"cell range: need 0 <= lo < hi <= {scenario.cells}, got [{lo}, {hi})")
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        self.scenario, self.lo, self.hi, self.scheme_name = scenario, int(lo), int(hi), scheme
+        self.name = f"shard-{self.lo:09d}-{self.hi:09d}"
+        self.sim = Simulator(scenario, np.arange(lo, hi, dtype=np.int64))
+        n, s = len(self.sim.cell_ids), self.sim.n_slices
+        self.history = History(n, s)
+        self._snssai = {x.lower(): j for j, x in enumerate(self.sim.snssai)}
+        self._lock = threading.RLock()  # mutators; allocation() reads the snapshot without it
+        self._model, self._model_version, self._reloads = None, None, 0
+        self._scheme: Scheme | None = None if scheme == "idla" else make_scheme(scheme)
+        self._store = CheckpointStore(storage) if storage else None
+        self._fingerprint = scenario_fingerprint(scenario)
+        self._last_step: dict | None = None
+        self._last_alloc: dict | None = None
+        self._kpis: dict[str, np.ndarray] | None = None  # last step's arrays (memory only)
+        if estimator is not None:
+            self.set_estimator(*estimator)
+        self.restored = self.restore()
+        if not self.restored:
+            mask = self.sim.slice_mask()
+            shares = traffic_proportional(self.sim.demand().offered_mbps, mask)  # [N, S] period 0
+            self._last_good = shares
+            self._snap = _Snapshot(shares, 0, None, mask)
+            self.checkpoint()
+
+    # -- estimator ------------------------------------------------------------------------------------------
+    def set_estimator(self, version: str, ref: Any) -> bool:
+        """Load the estimator ``version`` from ``ref`` unless it is already loaded; True if it was (re)loaded."""
+        with self._lock:
+            if version == self._model_version and self._model is not None:
+                return False
+            model = estimator_from_payload(_resolve(ref))
+            if model.version != version:
+                raise ValueError(f"estimator version: announced {version!r}, payload holds {model.version!r}")
+            self._model, self._model_version = model, version
+            self._reloads += 1
+            if self.scheme_name == "idla":
+                self._scheme = make_scheme("idla", model, idla=self.scenario.idla, seed=self.scenario.seed)
+            return True
+
+    def reload_count(self) -> int:
+        """How many times this incarnation rebuilt an estimator from the object store."""
+        return self._reloads
+
+    # -- one period -----------------------------------------------------------------------------------------
+    def _expect(self, op: str, period: int, sim_period: int, alloc_period: int) -> None:
+        if (self.sim.period, self._snap.period) != (sim_period, alloc_period):
+            raise RuntimeError(f"{op}(period={period}): {self.name} is at simulated period {self.sim.period} with "
+                               f"an allocation for period {self._snap.period}")
+
+    def cell_util(self, ids: np.ndarray | None = None) -> np.ndarray:
+        """[len(ids)] last-period PRB utilisation of global cell ``ids`` (default: all of this shard's cells)."""
+        if ids is None:
+            return self.sim.cell_util.copy()
+        pos = np.asarray(ids, dtype=np.int64) - self.lo
+        if len(pos) and (pos.min() < 0 or pos.max() >= self.hi - self.lo):
+            raise ValueError(f"cell_util ids: outside {self.name}'s range [{self.lo}, {self.hi})")
+        return self.sim.cell_util[pos]
+
+    def halo_ids(self) -> np.ndarray:
+        """[M] sorted global ids of the out-of-shard neighbours whose load ``step`` needs."""
+        return self.sim.halo_ids.copy()
+
+    def step(self, period: int, halo_util: np.ndarray | None = None, kpis: bool = False) -> dict:
+        """Simulate ``period`` with the current allocation; stats (+ ``kpis`` arrays [N, S] if asked)."""
+        with self._lock:
+            done = self._last_step is not None and self._last_step["period"] == period
+            if not (done and self.sim.period == period + 1):
+                self._expect("step", period, period, period)
+                t0 = time.perf_counter()
+                rep = self.sim.step(self._snap.shares, halo_util)
+                self.history.push(rep)
+                active = rep.mask
+                self._kpis = {k: getattr(rep, k) for k in KPI_FIELDS} | {"mask": rep.mask}
+                self._last_step = {"period": period, "cells": len(rep.cell_ids),
+                                   "utility_mean": float(rep.utility.mean()),
+                                   "r_mean": float(rep.r[active].mean()) if active.any() else None,
+                                   "seconds": time.perf_counter() - t0}
+                self.checkpoint()
+            out = dict(self._last_step)
+            if kpis:
+                out["kpis"] = self._kpis  # None after a restart that skipped the step
+            return out
+
+    def _run_scheme(self, mask: np.ndarray) -> np.ndarray:
+        if self._scheme is None:
+            raise RuntimeError(f"{self.name}: scheme {self.scheme_name!r} has no estimator loaded")
+        sim = self.sim
+        ctx = AllocationContext(
+            period=sim.period, cell_ids=sim.cell_ids, mask=mask,
+            z=self.history.features(sim.throughput_req_mbps, sim.delay_req_ms) if self._scheme.needs_model else None,
+            offered_mbps=sim.demand().offered_mbps if self.scheme_name == "traffic" else None,
+            warm=self._snap.shares,
+        )
+        return np.asarray(self._scheme.allocate(ctx), dtype=np.float64)
+
+    def allocate(self, period: int, estimator: tuple[str, Any] | None = None) -> dict:
+        """Shares for ``period`` (= the simulated period + 1 after ``step``); stats."""
+        with self._lock:
+            if estimator is not None:
+                self.set_estimator(*estimator)
+            if self._last_alloc is not None and self._last_alloc["period"] == period == self._snap.period:
+                return dict(self._last_alloc)
+            self._expect("allocate", period, period, period - 1)
+            t0 = time.perf_counter()
+            mask = self.sim.slice_mask()  # [N, S] of ``period``
+            warmup = self.scheme_name == "idla" and not self.history.ready
+            error = None
+            if warmup:
+                shares = traffic_proportional(self.sim.demand().offered_mbps, mask)
+            else:
+                try:
+                    shares = self._run_scheme(mask)
+                except Exception as err:  # noqa: BLE001 - any scheme failure falls back per cell, reported
+                    error = f"{type(err).__name__}: {err}"
+                    shares = np.full(mask.shape, np.nan)
+            shares, ok = self._sanitise(shares, mask)
+            if not ok.all():
+                good = np.where(mask, self._last_good, 0.0)  # [N, S]
+                usable = (good.sum(axis=1) > 0) | ~mask.any(axis=1)  # [N]
+                if not usable[~ok].all():
+                    good = np.where(usable[:, None], good,
+                                    traffic_proportional(self.sim.demand().offered_mbps, mask))
+                shares = np.where(ok[:, None], shares, good)
+                self._last_good = np.where(ok[:, None], shares, self._last_good)
+            else:
+                self._last_good = shares
+            self._snap = _Snapshot(shares, period, self._model_version, mask)
+            self._last_alloc = {"period": period, "cells": len(mask), "fallback_cells": int((~ok).sum()),
+                                "warmup": warmup, "error": error, "model_version": self._model_version,
+                                "seconds": time.perf_counter() - t0}
+            self.checkpoint()
+            return dict(self._last_alloc)
+
+    @staticmethod
+    def _sanitise(shares: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(shares zeroed on inactive slices, [N] rows that are finite, >= 0 and sum to <= 1)."""
+        if shares.shape != mask.shape:
+            return np.zeros(mask.shape), np.zeros(len(mask), dtype=bool)
+        x = np.where(mask, shares, 0.0)  # [N, S]
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(x).all(axis=1) & (x >= 0).all(axis=1) & (x.sum(axis=1) <= 1 + _SUM_TOL)
+        return np.where(ok[:, None], x, 0.0), ok
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def allocation(self, cell_id: int) -> dict:
+        """{cell_id, period, model_version, scheme, slices: [{snssai, share}]} (active slices only)."""
+        snap = self._snap
+        i = int(cell_id) - self.lo
+        if not 0 <= i < self.hi - self.lo:
+            raise UnknownCell(f"cell_id: unknown cell {cell_id} ({self.name} holds {self.lo}..{self.hi - 1})")
+        slices = [{"snssai": self.sim.snssai[j], "share": float(snap.shares[i, j])}
+                  for j in np.flatnonzero(snap.mask[i])]
+        return {"cell_id": int(cell_id), "period": snap.period, "model_version": snap.model_version or "none",
+                "scheme": self.scheme_name, "slices": slices}
+
+    def allocations_array(self) -> np.ndarray:
+        """[N, S] current allocation (for period ``info()['alloc_period']``)."""
+        return self._snap.shares.copy()
+
+    def info(self) -> dict:
+        ray = sys.modules.get("ray")  # never imported here just to ask
+        node = ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else "local"
+        return {"name": self.name, "lo": self.lo, "hi": self.hi, "period": self.sim.period,
+                "alloc_period": self._snap.period, "model_version": self._model_version, "reloads": self._reloads,
+                "restored": self.restored, "node_id": node, "pid": os.getpid(), "threads": torch.get_num_threads()}
+
+    # -- KPI reports ----------------------------------------------------------------------------------------
+    def ingest(self, records: list[dict] | KpiBatch, dry_run: bool = False) -> int:
+        """Replace the newest history entry of each reported (cell, slice) by its users and CQI; returns count.
+
+        Only ``users`` and ``cqi`` enter the estimator's features; ``prb_util``, ``throughput_mbps`` and
+        ``delay_ms`` are validated but do not feed back into the simulated radio. ``dry_run`` only validates.
+        """
+        batch = parse_records(records)
+        if not len(batch):
+            return 0
+        pos = batch.cell_ids - self.lo  # [M]
+        out = (pos < 0) | (pos >= self.hi - self.lo)
+        if out.any():
+            k = int(np.argmax(out))
+            raise ValueError(f"records[{batch.index[k]}].cell_id: unknown cell {batch.cell_ids[k]} "
+                             f"({self.name} holds {self.lo}..{self.hi - 1})")
+        col = np.empty(len(batch), dtype=np.int64)
+        for k, s in enumerate(batch.snssai):  # per record
+            if s not in self._snssai:
+                raise ValueError(f"records[{batch.index[k]}].snssai: unknown S-NSSAI {s!r}; the catalogue has "
+                                 f"{list(self._snssai)}")
+            col[k] = self._snssai[s]
+        with self._lock:
+            mask = self.sim.slice_mask(max(self.sim.period - 1, 0))  # slices of the reported period
+            inactive = ~mask[pos, col]
+            if inactive.any():
+                k = int(np.argmax(inactive))
+                raise ValueError(f"records[{batch.index[k]}].snssai: slice {batch.snssai[k]} is not active in cell "
+                                 f"{batch.cell_ids[k]}")
+            pair = pos * mask.shape[1] + col
+            uniq, first, counts = np.unique(pair, return_index=True, return_counts=True)
+            if (counts > 1).any():
+                k = int(first[np.argmax(counts > 1)])
+                raise ValueError(f"records[{batch.index[k]}]: (cell_id {batch.cell_ids[k]}, snssai "
+                                 f"{batch.snssai[k]}) is reported more than once")
+            if dry_run:
+                return len(batch)
+            state = self.history.state_dict()  # oldest first: [..., -1] is the newest period
+            state["users"][pos, col, -1] = batch.values["users"]
+            state["cqi"][pos, col, -1] = batch.values["cqi"]
+            self.history.load_state_dict(state)
+            return len(batch)
+
+    # -- checkpoint / restore ------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        snap = self._snap
+        return {"meta": {"format": CHECKPOINT_FORMAT, "fingerprint": self._fingerprint, "lo": self.lo, "hi": self.hi,
+                         "scheme": self.scheme_name, "alloc_period": snap.period,
+                         "model_version": snap.model_version, "last_step": self._last_step,
+                         "last_alloc": self._last_alloc},
+                "sim": self.sim.state_dict(), "history": self.history.state_dict(),
+                "alloc": snap.shares, "last_good": self._last_good}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        meta = state["meta"]
+        expected = {"format": CHECKPOINT_FORMAT, "fingerprint": self._fingerprint, "lo": self.lo, "hi": self.hi,
+                    "scheme": self.scheme_name}
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                raise CheckpointMismatch(f"checkpoint {self.name}: {key} is {meta.get(key)!r}, this shard has "
+                                         f"{value!r} (use a fresh storage path)")
+        self.sim.load_state_dict(state["sim"])
+        self.history.load_state_dict(state["history"])
+        period = int(meta["alloc_period"])
+        self._last_good = np.asarray(state["last_good"], dtype=np.float64)
+        self._snap = _Snapshot(np.asarray(state["alloc"], dtype=np.float64), period, meta["model_version"],
+                               self.sim.slice_mask(period))
+        self._last_step, self._last_alloc = meta["last_step"], meta["last_alloc"]
+
+    def checkpoint(self) -> str | None:
+        """Write the full state to the storage (if any); returns the object's path."""
+        with self._lock:
+            return self._store.save(self.name, self.state()) if self._store else None
+
+    def restore(self) -> bool:
+        """Load the stored checkpoint of this cell range, if there is one."""
+        with self._lock:
+            state = self._store.load(self.name) if self._store else None
+            if state is None:
+                return False
+            self.load_state(state)
+            return True

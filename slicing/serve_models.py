@@ -1,0 +1,158 @@
+"""Request and response models of the HTTP API v1 (``serve_app.py``). Pydantic 2; no Ray, no FastAPI.
+
+Every request model forbids unknown keys and non-finite numbers, so a bad field is answered with 422 naming its
+JSON path (``body.cells.0.slices.1.users_history``). Cell ids are strings in the API; the running population's
+cells are the strings of their integer ids.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from slicing.config import HISTORY
+
+SNSSAI_PATTERN = r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{6})?$"
+MAX_SLICES_PER_CELL = 16
+SCHEME_NAMES = ("idla", "traffic", "equal", "oracle")
+
+Snssai = Annotated[str, StringConstraints(pattern=SNSSAI_PATTERN)]
+CellId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+IntCellId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")]
+NonNegFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PosFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Cqi = Annotated[float, Field(ge=0, le=15, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+SchemeName = Literal["idla", "traffic", "equal", "oracle"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------------------------------ POST /v1/allocate
+
+
+class SliceRequest(_Request):
+    snssai: Snssai = Field(description="S-NSSAI as SST[-SD] in hex, e.g. 01-000001; unique within the cell")
+    throughput_req_mbps: PosFinite = Field(description="per-user throughput requirement phi* (Mbit/s, > 0)")
+    delay_req_ms: PosFinite = Field(description="delay requirement d* (ms, > 0)")
+    users_history: list[NonNegFinite] = Field(
+        min_length=HISTORY, max_length=HISTORY,
+        description=f"mean active users of the slice in the last {HISTORY} periods, oldest first")
+    cqi_history: list[Cqi] = Field(
+        min_length=HISTORY, max_length=HISTORY,
+        description=f"mean CQI (0..15) of the slice's users in the last {HISTORY} periods, oldest first")
+
+
+class CellRequest(_Request):
+    cell_id: CellId = Field(description="any string id; echoed back")
+    slices: list[SliceRequest] = Field(min_length=1, max_length=MAX_SLICES_PER_CELL)
+
+    @field_validator("slices")
+    @classmethod
+    def _unique_snssai(cls, v: list[SliceRequest]) -> list[SliceRequest]:
+        seen: dict[str, int] = {}
+        for i, s in enumerate(v):
+            key = s.snssai.lower()
+            if key in seen:
+                raise ValueError(f"duplicate S-NSSAI {s.snssai!r} (slices {seen[key]} and {i})")
+            seen[key] = i
+        return v
+
+
+class AllocateRequest(_Request):
+    scheme: SchemeName = Field(default="idla", description="idla | traffic | equal | oracle")
+    cells: list[CellRequest] = Field(min_length=1, description="at most max_cells_per_request (else 413)")
+
+
+class RrmPolicy(BaseModel):
+    """3GPP TS 28.541 RRMPolicyRatio in percent: dedicated_ratio <= min_ratio <= max_ratio; per cell sum(min) <= 100."""
+
+    max_ratio: int = Field(ge=0, le=100)
+    min_ratio: int = Field(ge=0, le=100)
+    dedicated_ratio: int = Field(ge=0, le=100)
+
+
+class SliceAllocation(BaseModel):
+    snssai: str
+    share: float = Field(ge=0, le=1, description="fraction of the cell's PRBs; a cell's shares add up to <= 1")
+    rrm_policy: RrmPolicy
+
+
+class CellAllocation(BaseModel):
+    cell_id: str
+    predicted_utility: float = Field(description="sum over slices of log(1 + f(share, z)) on the estimator")
+    slices: list[SliceAllocation]
+
+
+class AllocateResponse(BaseModel):
+    model_version: str = Field(description="content hash of the QoS estimator used")
+    allocations: list[CellAllocation]
+
+
+# ------------------------------------------------------------------------------------ population (stateful)
+
+
+class CellsPage(BaseModel):
+    cells: list[str]
+    total: int
+    limit: int
+    offset: int
+
+
+class PopulationAllocation(BaseModel):
+    cell_id: str
+    period: int
+    model_version: str
+    scheme: str
+    slices: list[SliceAllocation]
+
+
+class KpiRecord(_Request):
+    cell_id: IntCellId = Field(description="a cell of the running population (string of its integer id)")
+    snssai: Snssai
+    users: NonNegFinite = Field(description="mean active users in the period")
+    cqi: Cqi = Field(description="mean CQI of the slice's users (0..15)")
+    prb_util: Fraction = Field(description="fraction of the cell's PRBs used by the slice")
+    throughput_mbps: NonNegFinite = Field(description="achieved per-user throughput")
+    delay_ms: NonNegFinite = Field(description="achieved delay")
+
+
+class KpiIngest(_Request):
+    records: list[KpiRecord] = Field(min_length=1, max_length=1_000_000, description="one per (cell, slice)")
+
+
+class KpiIngestResponse(BaseModel):
+    accepted: int
+
+
+# ------------------------------------------------------------------------------------------------- probes/errors
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    estimator: bool = Field(description="the QoS estimator is loaded")
+    population: bool = Field(description="the population actor is reachable and ready")
+    model_version: str | None = None
+    estimator_source: str | None = Field(default=None, description="file | population | trained")
+    detail: str = ""
+
+
+class FieldError(BaseModel):
+    path: str = Field(description="JSON path of the offending field, e.g. body.cells.0.slices.1.users_history")
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    detail: list[FieldError]
+
+
+class ErrorBody(BaseModel):
+    detail: str
