@@ -31,3 +31,8 @@ lint: $(VENV_STAMP)
 
 clean:
 	rm -rf out .pytest_cache
+
+# make serve - the HTTP service on 127.0.0.1:8000 over a 300-cell simulated population (Ctrl-C stops it)
+.PHONY: serve
+serve: $(VENV_STAMP)
+	.venv/bin/slicing serve --host 127.0.0.1 --port 8000

@@ -207,7 +207,7 @@ def serve(
     scenario: ScenarioOpt = None,
     overrides: SetOpt = None,
     period_s: float = typer.Option(900.0, "--period-s", min=0.01, help="advance the population every S seconds"),
-    shards: int = typer.Option(1, min=1, help="population shards (Ray actors)"),
+    shards: int = typer.Option(2, min=1, help="population shards (Ray actors)"),
     estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one, ~10 s)"),
     address: str = typer.Option("local", help="'local': an embedded Ray; 'auto' or host:port: join a cluster"),
     no_http: bool = typer.Option(False, "--no-http", help="cluster only: start the population (detached) and exit; "
@@ -228,7 +228,8 @@ def serve(
         raise typer.BadParameter("--no-http needs --address of a running cluster (the population would stop with "
                                  "this process)")
     sc = load(scenario, overrides) if (scenario is not None or overrides) else None
-    svc = LocalService(host=host, port=port, cells=cells if (cells or sc) else 300, scenario=sc, shards=shards,
+    n_cells = cells if cells is not None else (None if scenario is not None else 300)
+    svc = LocalService(host=host, port=port, cells=n_cells, scenario=sc, shards=shards,
                        period_s=period_s, estimator=estimator, address=address,
                        settings=_serve_settings(max_inflight, max_cells), log=console.print)
     if no_http:
@@ -255,7 +256,7 @@ def serve(
 @guarded
 def bench_serve_cmd(
     cells: int = typer.Option(300, min=3, max=3_000_000, help="population size behind the GET endpoint"),
-    shards: int = typer.Option(1, min=1, help="population shards"),
+    shards: int = typer.Option(2, min=1, help="population shards"),
     requests_total: int = typer.Option(1000, "--requests", min=10, max=100_000, help="paced single-cell GETs"),
     rps: float = typer.Option(100.0, min=1.0, max=10_000.0, help="pace of the GETs (requests per second)"),
     estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one first)"),

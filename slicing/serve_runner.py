@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -125,7 +125,7 @@ class LocalService:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
 
-    def start(self) -> LocalService:
+    def start(self) -> Self:
         t0 = time.perf_counter()
         self.start_population()
         self.start_http()
@@ -190,7 +190,7 @@ class LocalService:
             ray.shutdown()
             self._ray_started = False
 
-    def __enter__(self) -> LocalService:
+    def __enter__(self) -> Self:
         try:
             return self.start()
         except BaseException:

@@ -119,7 +119,7 @@ def _cause(err: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else err
 
 
-_RECORD_FIELD = re.compile(r"^records\[(\d+)\](?:\.(\w+))?:\s*(.*)$", re.S)
+_RECORD_FIELD = re.compile(r"^records\[(\d+)\](?:\.(\w+))?:\s*(.*)$", re.DOTALL)
 
 
 def ingest_error_detail(message: str) -> dict:
@@ -217,7 +217,7 @@ class SlicingService:
                     break
             if self.model is None and not self._stop.is_set():
                 self._set_model(self._train_fallback(), "trained")
-        except Exception as err:  # noqa: BLE001 - reported by /readyz
+        except Exception as err:  # reported by /readyz
             self.load_error = f"{type(err).__name__}: {err}"
             log.exception("estimator loading failed")
             return

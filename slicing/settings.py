@@ -14,6 +14,7 @@ environment of the replica process counts (set it with the deployment's ``runtim
 | ``SLICING_TRAIN_EPOCHS`` | 40 | epochs of the small estimator trained when neither a file nor a population has one |
 | ``SLICING_SEED`` | 0 | seed of that training and of IDLA's start points |
 | ``SLICING_POPULATION_TIMEOUT_S`` | 5 | timeout of one call to the population actor (then 503) |
+| ``SLICING_TORCH_THREADS`` | 1 | torch threads of a replica (more threads than free cores slows IDLA ~10x) |
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ServiceSettings(BaseSettings):
     train_epochs: int = Field(default=40, ge=1, le=10_000, description="epochs of the fallback estimator")
     seed: int = Field(default=0, ge=0, description="training and IDLA start-point seed")
     population_timeout_s: float = Field(default=5.0, gt=0, le=600, description="per call to the population actor")
+    torch_threads: int = Field(default=1, ge=1, le=256, description="torch intra-op threads of a replica")
 
     @property
     def ingest_enabled(self) -> bool:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Ray takes the loopback address as the node IP only when this is 0 (ray/_private/services.py,
+# get_node_ip_address); otherwise it resolves the host's interface address. Keep all of Ray on 127.0.0.1.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from slicing.config import Scenario, load_scenario
 

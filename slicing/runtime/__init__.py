@@ -9,6 +9,7 @@
   periodic loop, for the HTTP service.
 - ``bench.bench_population``: the sharded scale benchmark (``slicing bench --shards K``).
 - ``weights``: the estimator as a plain payload for the object store; ``records``: KPI record validation.
+- ``multinode``: a head + 2 worker ``ray.cluster_utils.Cluster`` run that loses a node mid-run (a test).
 
 Names are imported lazily, so ``import slicing.runtime.shard`` does not import Ray.
 """
@@ -22,10 +23,11 @@ _EXPORTS = {
     "CellShard": "shard", "UnknownCell": "shard", "Population": "population", "partition": "population",
     "CheckpointStore": "checkpoint", "CheckpointMismatch": "checkpoint", "PopulationActor": "service",
     "PopulationService": "service", "get_population_actor": "service", "start_population_actor": "service",
+    "stop_population_actor": "service",
     "ACTOR_NAME": "service", "NAMESPACE": "service", "bench_population": "bench",
     "estimator_payload": "weights", "estimator_from_payload": "weights",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)  # lazy names (see __getattr__)
 
 
 def __getattr__(name: str) -> Any:

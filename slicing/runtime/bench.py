@@ -6,13 +6,14 @@ traffic baseline (IDLA's warm-up, not timed); then ``periods`` rounds run IDLA w
 (``slicing.bench.bench_estimator``, trained first and not timed, unless a saved one is given). Reported values
 are medians over the timed rounds: ``cells_per_s = cells / round_s``.
 
-Each shard runs torch with ``cpu_count // K`` threads (Ray would give a fractional-CPU actor one).
+Each shard runs torch with ``threads`` threads (default 1, what Ray gives a fractional-CPU actor): measured on 2
+cores shared with another CPU-bound process, one shard with 2 threads took 12-41 s per round against 7 s with one
+thread (intra-op thread synchronisation suffers badly from oversubscription); scale with shards instead.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import statistics
 import tempfile
@@ -27,7 +28,7 @@ Log = Callable[[str], None]
 
 
 def bench_population(cells: int, shards: int, periods: int = 3, seed: int = 0, log: Log = print,
-                     estimator: Path | None = None, checkpoint: bool = True) -> dict:
+                     estimator: Path | None = None, checkpoint: bool = True, threads: int | None = None) -> dict:
     """Median timings of ``periods`` IDLA rounds of ``cells`` cells on ``shards`` Ray actors (see module doc)."""
     import ray
 
@@ -43,7 +44,7 @@ def bench_population(cells: int, shards: int, periods: int = 3, seed: int = 0, l
     if started:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
     storage = tempfile.mkdtemp(prefix="slicing-bench-ckpt-") if checkpoint else None
-    threads = max(1, (os.cpu_count() or 1) // shards)
+    threads = threads or 1
     try:
         t0 = time.perf_counter()
         pop = Population(sc, shards, "idla", model, storage, threads_per_shard=threads)

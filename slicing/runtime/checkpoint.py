@@ -94,7 +94,7 @@ class CheckpointStore:
         if "://" in text:
             try:
                 self.fs, self.base = pafs.FileSystem.from_uri(text)
-            except (pafs.ArrowInvalid, OSError, ValueError) as err:  # type: ignore[attr-defined]
+            except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
                 raise ValueError(f"storage: {text!r} is not a filesystem URI pyarrow understands ({err})") from None
         else:
             self.fs, self.base = pafs.LocalFileSystem(), os.path.abspath(text)

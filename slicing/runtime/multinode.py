@@ -10,6 +10,7 @@ result as one JSON line (used by ``tests/test_runtime_multinode.py``).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -43,11 +44,12 @@ def tiny_estimator(scenario: Scenario, seed: int = 3, epochs: int = 5) -> QosEst
     return model
 
 
-def reference_run(scenario: Scenario, model: QosEstimator, periods: int) -> list[tuple[np.ndarray, dict]]:
+def reference_run(scenario: Scenario, model: QosEstimator | None, periods: int,
+                  scheme: str = "idla") -> list[tuple[np.ndarray, dict]]:
     """Undisturbed single-shard in-process run: per period (allocation [N, S] after it, KPI arrays)."""
     from slicing.runtime.population import Population
 
-    pop = Population(scenario, 1, "idla", model, in_process=True)
+    pop = Population(scenario, 1, scheme, model, in_process=True)
     out = []
     for _ in range(periods):
         kpis = pop.run_period(kpis=True)["kpis"]
@@ -60,7 +62,18 @@ def _all_allocated(alloc: np.ndarray, mask: np.ndarray) -> bool:
     return bool(np.isfinite(alloc).all() and ((np.where(mask, alloc, 0).sum(axis=1) > 0) | ~mask.any(axis=1)).all())
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
 def run_multinode(periods: int = 8, remove_after: int = 3, shards: int = 3, sites: int = 12, seed: int = 3) -> dict:
+    # Every node, and the driver, on the loopback address: Ray then takes 127.0.0.1 as the node IP (it would
+    # otherwise resolve 127.0.0.1 to the host's interface address). Inherited by the node processes.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from ray.cluster_utils import Cluster
 
@@ -73,7 +86,7 @@ def run_multinode(periods: int = 8, remove_after: int = 3, shards: int = 3, site
     model = tiny_estimator(scenario, seed)
     ref = reference_run(scenario, model, periods)
     storage = tempfile.mkdtemp(prefix="slicing-multinode-")
-    node_args = {"num_cpus": 1, "object_store_memory": 80 * _MB, "node_ip_address": "127.0.0.1"}
+    node_args = {"num_cpus": 1, "object_store_memory": 80 * _MB}
     cluster = Cluster(initialize_head=True, head_node_args={
         **node_args, "include_dashboard": False, "_system_config": _SYSTEM_CONFIG})
     workers = [cluster.add_node(**node_args) for _ in range(2)]
@@ -85,6 +98,7 @@ def run_multinode(periods: int = 8, remove_after: int = 3, shards: int = 3, site
         before = [i["node_id"] for i in pop.shard_info()]
         result["shard_nodes_before"] = before
         result["nodes_used_before"] = len(set(before))
+        pids: list[int] = []
         for t in range(periods):
             if t == remove_after:
                 victim = next(w for w in workers if w.node_id in before)
@@ -98,13 +112,6 @@ def run_multinode(periods: int = 8, remove_after: int = 3, shards: int = 3, site
                         raise TimeoutError("the removed node was not declared dead within 60 s")
                     time.sleep(0.2)
                 result["node_dead_after_s"] = round(time.perf_counter() - t0, 2)
-                import os
-                def alive(pid):
-                    try:
-                        os.kill(pid, 0); return True
-                    except OSError:
-                        return False
-                result["victim_pids_alive"] = [alive(p) for p in pids]
             r = pop.run_period(kpis=True)
             alloc = pop.allocations_array()
             ref_alloc, ref_kpis = ref[t]
@@ -114,6 +121,10 @@ def run_multinode(periods: int = 8, remove_after: int = 3, shards: int = 3, site
                 "all_allocated": _all_allocated(alloc, ref_kpis["mask"]) and alloc.shape == ref_alloc.shape,
                 "allocation_match": bool(np.array_equal(alloc, ref_alloc)), "kpis_match": bool(kpis_match),
             })
+        deadline = time.perf_counter() + 30  # the victim's worker processes exit once they miss their raylet
+        while any(_alive(p) for p in pids) and time.perf_counter() < deadline:
+            time.sleep(0.2)
+        result["victim_pids_alive"] = [_alive(p) for p in pids]
         after = pop.shard_info()
         result["shard_nodes_after"] = [i["node_id"] for i in after]
         result["restored_shards"] = sum(bool(i["restored"]) for i in after)

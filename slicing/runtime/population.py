@@ -20,10 +20,11 @@ retried (``max_task_retries``), and they restore their own checkpoints; see ``sh
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -46,7 +47,7 @@ def partition(scenario: Scenario, shards: int) -> list[tuple[int, int]]:
     if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= sites:
         raise ValueError(f"shards: must be an integer in [1, {sites}] (at least one site per shard), got {shards!r}")
     edges = 3 * np.round(np.linspace(0, sites, shards + 1)).astype(np.int64)  # [K + 1]
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
 def _shard_cpus(shards: int) -> float:
@@ -265,7 +266,7 @@ class Population:
                 ray.kill(s)
         self.shards = []
 
-    def __enter__(self) -> Population:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

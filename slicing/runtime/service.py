@@ -25,6 +25,7 @@ from slicing.runtime.population import Population
 
 ACTOR_NAME = "slicing-population"
 NAMESPACE = "slicing"
+_KEEP: list[Any] = []  # handles of the actors this process started
 
 
 class PopulationService:
@@ -129,14 +130,49 @@ PopulationActor = ray.remote(num_cpus=0, max_concurrency=16)(PopulationService)
 def start_population_actor(scenario: Scenario, shards: int = 1, scheme: str = "idla",
                            model: QosEstimator | dict | str | Path | None = None, storage: str | None = None,
                            period_s: float | None = None, detached: bool = False, **population_kwargs: Any):
-    """Create the named actor (Ray must be initialised), wait until it is ready, optionally start its loop."""
-    handle = PopulationActor.options(name=ACTOR_NAME, namespace=NAMESPACE,
-                                     lifetime="detached" if detached else None).remote(
-        scenario, shards, scheme, model, storage, **population_kwargs)
+    """Create the named actor (Ray must be initialised), wait until it is ready, optionally start its loop.
+
+    The actor lives as long as the process that started it (``detached=True``: until killed); end it with
+    ``stop_population_actor()``.
+    """
+    options = {"name": ACTOR_NAME, "namespace": NAMESPACE, "lifetime": "detached" if detached else None}
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            handle = PopulationActor.options(**options).remote(scenario, shards, scheme, model, storage,
+                                                               **population_kwargs)
+            break
+        except ValueError as err:  # the name is still held by an actor being killed: wait for its release
+            if "already taken" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
     ray.get(handle.ready.remote())
+    _KEEP.append(handle)  # a non-detached actor lives as long as a handle to it: keep one for this process
     if period_s is not None:
         ray.get(handle.run_periods_every.remote(period_s))
     return handle
+
+
+def stop_population_actor(handle: Any = None, timeout_s: float = 30.0) -> bool:
+    """Stop the loop and the shards, kill the actor and wait until its name is free; False if none ran."""
+    try:
+        handle = handle or get_population_actor()
+    except LookupError:
+        return False
+    try:
+        ray.get(handle.shutdown.remote(), timeout=timeout_s)
+    finally:
+        ray.kill(handle)
+        if handle in _KEEP:
+            _KEEP.remove(handle)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
+            except ValueError:
+                break
+            time.sleep(0.1)
+    return True
 
 
 def get_population_actor():

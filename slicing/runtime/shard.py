@@ -284,7 +284,7 @@ class CellShard:
                 raise ValueError(f"records[{batch.index[k]}].snssai: slice {batch.snssai[k]} is not active in cell "
                                  f"{batch.cell_ids[k]}")
             pair = pos * mask.shape[1] + col
-            uniq, first, counts = np.unique(pair, return_index=True, return_counts=True)
+            _, first, counts = np.unique(pair, return_index=True, return_counts=True)
             if (counts > 1).any():
                 k = int(first[np.argmax(counts > 1)])
                 raise ValueError(f"records[{batch.index[k]}]: (cell_id {batch.cell_ids[k]}, snssai "

@@ -1,0 +1,300 @@
+"""The HTTP service for real: Ray Serve on 127.0.0.1 (a free port), a 48-cell population on 2 shards, a small
+estimator. Every client call goes to 127.0.0.1. Serve is shut down at the end of the module.
+
+The deployment runs with max_inflight_requests = 2 (the overload test needs a low limit; the other tests send
+one request at a time) and max_cells_per_request = 300.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+
+from slicing.config import HISTORY, build_scenario
+from slicing.serve_runner import deploy_app, free_port, random_cells, wait_ready
+
+TOKEN = "test-token-123"
+MAX_CELLS = 300
+SCHEMES = ["idla", "traffic", "equal", "oracle"]
+
+
+@pytest.fixture(scope="module")
+def svc(ray_session):
+    import ray
+    from ray import serve
+
+    from slicing.bench import bench_estimator
+    from slicing.runtime import start_population_actor
+
+    model = bench_estimator(0, lambda msg: None, epochs=2)
+    sc = build_scenario({"name": "serve-test", "seed": 2, "topology": {"sites": 16},
+                         "initial_slices": [1, 2, 4], "schedule": [{"at_fraction": 0.0, "add": [3],
+                                                                    "cells_fraction": 0.5}]})
+    pop = start_population_actor(sc, 2, "idla", model)
+    try:
+        for _ in range(HISTORY):
+            ray.get(pop.run_period.remote())
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        deploy_app({"max_inflight_requests": 2, "max_cells_per_request": MAX_CELLS},
+                   env={"SLICING_API_TOKEN": TOKEN})
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, timeout_s=120)
+        yield {"base": base, "pop": pop, "cells": sc.cells, "version": ray.get(pop.model_version.remote())}
+    finally:
+        serve.shutdown()
+        try:
+            ray.get(pop.shutdown.remote(), timeout=60)
+        finally:
+            ray.kill(pop)
+
+
+def post(svc, path: str, body=None, raw: str | None = None, headers: dict | None = None) -> requests.Response:
+    h = {"content-type": "application/json", **(headers or {})}
+    return requests.post(svc["base"] + path, data=raw if raw is not None else json.dumps(body), headers=h,
+                         timeout=60)
+
+
+def get(svc, path: str) -> requests.Response:
+    return requests.get(svc["base"] + path, timeout=30)
+
+
+def valid_body(scheme: str = "idla") -> dict:
+    return {"scheme": scheme, "cells": random_cells(3, np.random.default_rng(11), (2, 3))}
+
+
+# -------------------------------------------------------------------------------------------------- probes
+
+
+def test_health_and_readiness(svc) -> None:
+    assert get(svc, "/healthz").json() == {"status": "ok"}
+    r = get(svc, "/readyz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["ready"] and body["estimator"] and body["population"]
+    assert body["estimator_source"] == "population" and body["model_version"] == svc["version"]
+
+
+def test_openapi_lists_the_v1_contract(svc) -> None:
+    spec = get(svc, "/openapi.json").json()
+    assert {"/healthz", "/readyz", "/v1/allocate", "/v1/cells", "/v1/cells/{cell_id}/allocation",
+            "/v1/kpis"} <= set(spec["paths"])
+    assert "413" in spec["paths"]["/v1/allocate"]["post"]["responses"]
+    assert "401" in spec["paths"]["/v1/kpis"]["post"]["responses"]
+
+
+# ----------------------------------------------------------------------------------------- POST /v1/allocate
+
+
+def _ratios_ok(slices: list[dict]) -> None:
+    shares = np.array([s["share"] for s in slices])
+    assert (shares >= 0).all() and shares.sum() <= 1.0
+    mins = [s["rrm_policy"]["min_ratio"] for s in slices]
+    assert sum(mins) <= 100
+    for s in slices:
+        p = s["rrm_policy"]
+        assert all(isinstance(p[k], int) for k in ("max_ratio", "min_ratio", "dedicated_ratio"))
+        assert 0 <= p["dedicated_ratio"] <= p["min_ratio"] <= p["max_ratio"] <= 100
+        assert p["min_ratio"] <= 100 * s["share"] + 1e-6 <= p["max_ratio"] + 2e-6
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_allocate_feasible_with_rrm_invariants(svc, scheme: str) -> None:
+    rng = np.random.default_rng(SCHEMES.index(scheme))
+    cells = random_cells(250, rng, (1, 6))
+    r = post(svc, "/v1/allocate", {"scheme": scheme, "cells": cells})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["model_version"] == svc["version"]
+    assert [a["cell_id"] for a in out["allocations"]] == [c["cell_id"] for c in cells]
+    for a, c in zip(out["allocations"], cells, strict=True):
+        assert [s["snssai"] for s in a["slices"]] == [s["snssai"] for s in c["slices"]]
+        assert math.isfinite(a["predicted_utility"])
+        _ratios_ok(a["slices"])
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def _mutate(case: str) -> tuple[dict | str, str]:
+    body = {"scheme": "idla", "cells": random_cells(2, np.random.default_rng(4), (2, 2))}
+    c0s1 = body["cells"][0]["slices"][1]
+    if case == "nan":
+        c0s1["users_history"][2] = "__NAN__"
+        return json.dumps(body).replace('"__NAN__"', "NaN"), "body.cells.0.slices.1.users_history.2"
+    if case == "infinity":
+        body["cells"][1]["slices"][0]["throughput_req_mbps"] = "__INF__"
+        return json.dumps(body).replace('"__INF__"', "Infinity"), "body.cells.1.slices.0.throughput_req_mbps"
+    if case == "history_length":
+        c0s1["users_history"] = c0s1["users_history"][:-1]
+        return body, "body.cells.0.slices.1.users_history"
+    if case == "cqi_length":
+        body["cells"][1]["slices"][1]["cqi_history"] += [7.0]
+        return body, "body.cells.1.slices.1.cqi_history"
+    if case == "negative_throughput":
+        c0s1["throughput_req_mbps"] = -1.0
+        return body, "body.cells.0.slices.1.throughput_req_mbps"
+    if case == "negative_delay":
+        body["cells"][1]["slices"][0]["delay_req_ms"] = -5
+        return body, "body.cells.1.slices.0.delay_req_ms"
+    if case == "empty_slices":
+        body["cells"][1]["slices"] = []
+        return body, "body.cells.1.slices"
+    if case == "unknown_scheme":
+        body["scheme"] = "magic"
+        return body, "body.scheme"
+    if case == "duplicate_snssai":
+        c0s1["snssai"] = body["cells"][0]["slices"][0]["snssai"].upper()
+        return body, "body.cells.0.slices"
+    if case == "bad_snssai":
+        c0s1["snssai"] = "1-2"
+        return body, "body.cells.0.slices.1.snssai"
+    if case == "unknown_field":
+        c0s1["weight"] = 2
+        return body, "body.cells.0.slices.1.weight"
+    if case == "no_cells":
+        body["cells"] = []
+        return body, "body.cells"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["nan", "infinity", "history_length", "cqi_length", "negative_throughput",
+                                  "negative_delay", "empty_slices", "unknown_scheme", "duplicate_snssai",
+                                  "bad_snssai", "unknown_field", "no_cells"])
+def test_invalid_allocate_is_422_naming_the_json_path(svc, case: str) -> None:
+    body, path = _mutate(case)
+    r = post(svc, "/v1/allocate", raw=body) if isinstance(body, str) else post(svc, "/v1/allocate", body)
+    assert r.status_code == 422, r.text
+    paths = [d["path"] for d in r.json()["detail"]]
+    assert path in paths, paths
+    if case == "duplicate_snssai":
+        assert "duplicate S-NSSAI" in r.json()["detail"][0]["msg"]
+
+
+def test_too_many_cells_is_413(svc) -> None:
+    r = post(svc, "/v1/allocate", {"scheme": "equal", "cells": [{"cell_id": str(i)} for i in range(MAX_CELLS + 1)]})
+    assert r.status_code == 413 and str(MAX_CELLS) in r.json()["detail"]
+    ok = post(svc, "/v1/allocate", {"scheme": "equal",
+                                    "cells": random_cells(MAX_CELLS, np.random.default_rng(1), (1, 2))})
+    assert ok.status_code == 200
+
+
+def test_invalid_query_is_422(svc) -> None:
+    for q, path in [("limit=0", "query.limit"), ("limit=10001", "query.limit"), ("offset=-1", "query.offset"),
+                    ("limit=abc", "query.limit")]:
+        r = get(svc, f"/v1/cells?{q}")
+        assert r.status_code == 422 and path in [d["path"] for d in r.json()["detail"]]
+
+
+# --------------------------------------------------------------------------------------------- population
+
+
+def test_cells_paging(svc) -> None:
+    n = svc["cells"]
+    first = get(svc, "/v1/cells?limit=10").json()
+    assert first == {"cells": [str(i) for i in range(10)], "total": n, "limit": 10, "offset": 0}
+    default = get(svc, "/v1/cells").json()
+    assert default["limit"] == 100 and default["cells"] == [str(i) for i in range(n)]
+    tail = get(svc, f"/v1/cells?limit=100&offset={n - 5}").json()
+    assert tail["cells"] == [str(i) for i in range(n - 5, n)] and tail["offset"] == n - 5
+    assert get(svc, f"/v1/cells?offset={n + 10}").json()["cells"] == []
+    pages = [get(svc, f"/v1/cells?limit=7&offset={o}").json()["cells"] for o in range(0, n, 7)]
+    assert [c for page in pages for c in page] == [str(i) for i in range(n)]
+
+
+def test_cell_allocation_of_every_cell(svc) -> None:
+    ids = get(svc, "/v1/cells?limit=10000").json()["cells"]
+    counts = set()
+    for cid in ids:
+        r = get(svc, f"/v1/cells/{cid}/allocation")
+        assert r.status_code == 200, r.text
+        a = r.json()
+        assert a["cell_id"] == cid and a["model_version"] == svc["version"] and a["scheme"] == "idla"
+        assert a["period"] == HISTORY
+        _ratios_ok(a["slices"])
+        counts.add(len(a["slices"]))
+    assert counts == {3, 4}  # half the cells got slice 3 on top of [1, 2, 4]
+
+
+@pytest.mark.parametrize("cid", ["100000", "48", "abc", "-1", "1.5", "99999999999999999999"])
+def test_unknown_cell_is_404(svc, cid: str) -> None:
+    r = get(svc, f"/v1/cells/{cid}/allocation")
+    assert r.status_code == 404 and "unknown cell" in r.json()["detail"]
+
+
+def test_new_period_is_served_after_a_round(svc) -> None:
+    import ray
+
+    before = get(svc, "/v1/cells/5/allocation").json()
+    ray.get(svc["pop"].run_period.remote())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = get(svc, "/v1/cells/5/allocation").json()
+        if now["period"] == before["period"] + 1:
+            break
+        time.sleep(0.2)
+    assert now["period"] == before["period"] + 1  # the per-period cache was invalidated
+
+
+# ---------------------------------------------------------------------------------------------- POST /v1/kpis
+
+
+def _records(svc, cell: int) -> list[dict]:
+    a = get(svc, f"/v1/cells/{cell}/allocation").json()
+    return [{"cell_id": str(cell), "snssai": s["snssai"], "users": 4.0 + j, "cqi": 9.5, "prb_util": 0.3,
+             "throughput_mbps": 1.2, "delay_ms": 40.0} for j, s in enumerate(a["slices"])]
+
+
+def test_kpis_need_the_bearer_token(svc) -> None:
+    body = {"records": _records(svc, 1)}
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {TOKEN}"}):
+        r = post(svc, "/v1/kpis", body, headers=headers)
+        assert r.status_code == 401 and r.headers.get("www-authenticate") == "Bearer"
+    # auth is checked before the body: a bad body without a token is still 401
+    assert post(svc, "/v1/kpis", {"records": "nonsense"}).status_code == 401
+
+
+def test_kpis_are_ingested(svc) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    records = _records(svc, 3) + _records(svc, 40)
+    r = post(svc, "/v1/kpis", {"records": records}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"accepted": len(records)}
+    # refused records name the record and field
+    bad_cell = [{**records[0], "cell_id": "4800"}]
+    r = post(svc, "/v1/kpis", {"records": bad_cell}, headers=auth)
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.records.0.cell_id"
+    bad_snssai = [records[0], {**records[1], "snssai": "0F-00000F"}]
+    r = post(svc, "/v1/kpis", {"records": bad_snssai}, headers=auth)
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.records.1.snssai"
+    r = post(svc, "/v1/kpis", {"records": [{**records[0], "cqi": 16}]}, headers=auth)
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.records.0.cqi"
+
+
+# ---------------------------------------------------------------------------------------------------- overload
+
+
+def test_overload_is_503_with_retry_after(svc) -> None:
+    body = json.dumps({"scheme": "idla", "cells": random_cells(MAX_CELLS, np.random.default_rng(9), (4, 6))})
+
+    def one(_: int) -> requests.Response:
+        return requests.post(svc["base"] + "/v1/allocate", data=body, headers={"content-type": "application/json"},
+                             timeout=60)
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        responses = list(pool.map(one, range(12)))
+    assert time.monotonic() - t0 < 60
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {200, 503}, codes
+    rejected = [r for r in responses if r.status_code == 503]
+    assert rejected and 200 in codes, codes
+    for r in rejected:
+        assert int(r.headers["Retry-After"]) >= 0 and "overloaded" in r.json()["detail"]
+    assert get(svc, "/healthz").status_code == 200  # probes are not limited
