@@ -164,7 +164,8 @@ class LocalService:
         """Serve on host:port with the app; waits until /readyz says ready."""
         from ray import serve
 
-        serve.start(http_options={"host": self.host, "port": self.port})
+        serve.start(http_options={"host": self.host, "port": self.port},
+                    logging_config={"enable_access_log": False})  # the proxy's per-request log line
         self._serve_started = True
         deploy_app(self.settings)
         self.ready_info = wait_ready(self.base_url)
