@@ -7,6 +7,7 @@ from math import comb
 import numpy as np
 import pytest
 import torch
+from synthetic import synth_z
 
 from slicing.config import EstimatorConfig, IdlaConfig
 from slicing.models.qos_estimator import QosEstimator, tabulate, train_estimator
@@ -15,17 +16,6 @@ from slicing.optim.baselines import equal_share, traffic_proportional
 from slicing.optim.feasible import enforce_budget, project, project_simplex, utility
 from slicing.optim.idla import allocate_idla, exact_utility
 from slicing.optim.oracle import compositions, dp_oracle, grid_oracle_bruteforce, grid_values
-
-REQ = np.array([2.0, 1.0, 1.5, 0.5])
-DELAY = np.array([100.0, 150.0, 50.0, 30.0])
-
-
-def synth_z(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    level = rng.uniform(1.0, 15.0, size=shape + (1,))
-    users = np.clip(level * rng.lognormal(0.0, 0.1, size=shape + (5,)), 0.1, None)
-    cqi = rng.uniform(3.0, 15.0, size=shape + (1,)) + rng.normal(0.0, 0.5, size=shape + (5,))
-    kind = rng.integers(0, 4, size=shape)
-    return np.concatenate([users, cqi, REQ[kind][..., None], DELAY[kind][..., None]], axis=-1).astype(np.float32)
 
 
 def mixed_mask(rng: np.random.Generator, n: int, s: int = 4) -> np.ndarray:
