@@ -93,6 +93,9 @@ def evaluate(
     from slicing.optim.schemes import SCHEMES, UnknownSchemeError
 
     names = [s.strip() for s in schemes.split(",") if s.strip()]
+    if "rl" in names:
+        raise UnknownSchemeError("--schemes: 'rl' needs a trained RL checkpoint and runs in the runtime "
+                                 "(CellShard / Population scheme='rl'), not in evaluate")
     unknown = [n for n in names if n not in SCHEMES]
     if not names or unknown:
         raise UnknownSchemeError(f"--schemes: unknown {unknown or 'empty list'}; choose from {sorted(SCHEMES)}")
@@ -157,6 +160,49 @@ def bench(
     emit_json(json_out, result)
 
 
+@app.command("train-rl")
+@guarded
+def train_rl_cmd(
+    scenario: ScenarioOpt = None,
+    overrides: SetOpt = None,
+    algo: str = typer.Option("ppo", help="ppo | sac (twin-Q SAC, standing in for TD3)"),
+    groups: int = typer.Option(1, min=1, help="policies: contiguous groups of cells, 1 = one shared policy"),
+    iterations: int = typer.Option(5, min=1, help="RLlib training iterations"),
+    cells: int | None = typer.Option(None, min=1, help="region size: cells 0..N-1 (default: all of the scenario)"),
+    episode_len: int = typer.Option(96, "--episode-len", min=1, help="periods per episode (96 = one day)"),
+    reward: str = typer.Option("min", help="min (min over active slices of r) | sum_log (sum log(1 + r))"),
+    out: Path = typer.Option(Path("out/rl"), "--out", help="folder; the checkpoint goes to OUT/checkpoint"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Train per-cell slicing policies with RLlib (multi-agent, one agent per cell) and save a checkpoint."""
+    from slicing.rl.train import ALGOS, TrainSettings, train
+
+    if algo not in ALGOS:
+        raise typer.BadParameter(f"--algo {algo!r}: choose from {list(ALGOS)}")
+    if reward not in ("min", "sum_log"):
+        raise typer.BadParameter(f"--reward {reward!r}: choose from ['min', 'sum_log']")
+    sc = load(scenario, overrides)
+    n = min(cells, sc.cells) if cells else sc.cells
+    if groups > n:
+        raise typer.BadParameter(f"--groups {groups}: at most one group per cell ({n} cells in the region)")
+    settings = TrainSettings(algo=algo, groups=groups, iterations=iterations, region=n, episode_len=episode_len,
+                             reward=reward, seed=sc.seed)
+    with progress_bar() as bar:
+        task = bar.add_task(f"train {algo}", total=iterations)
+
+        def show(i: int, result: dict) -> None:
+            ret = result.get("env_runners", {}).get("episode_return_mean")
+            label = f"train {algo}" + (f" (episode return {ret:.2f})" if isinstance(ret, float) else "")
+            bar.update(task, completed=i, description=label)
+
+        summary = train(sc, settings, out, progress=show)
+    mean = summary["mean_reward"]
+    console.print(f"{summary['iterations']} iterations, {summary['agent_steps']} agent steps "
+                  f"({summary['env_steps']} env steps), mean reward per agent-period "
+                  f"{'n/a' if mean is None else f'{mean:.4f}'}; checkpoint {summary['checkpoint']}")
+    emit_json(json_out, summary)
+
+
 @app.command()
 @guarded
 def demo(
@@ -186,6 +232,84 @@ def demo(
     for p in plots:
         console.print(f"plot: {p}")
     console.print("next: `slicing evaluate --scenario scenarios/idla.yaml --out out/idla` for the full-length run")
+
+
+# ------------------------------------------------------------------------------------------------ Tune sweeps
+
+
+@app.command()
+@guarded
+def tune(
+    file: Path = typer.Argument(..., help="sweep YAML (tune_configs/estimator.yaml, idla.yaml, sac.yaml)"),
+    num_samples: int | None = typer.Option(None, "--num-samples", min=1, help="trials (default: the file's)"),
+    storage_path: Path | None = typer.Option(None, "--storage-path", help="Tune's folder (default: the file's, "
+                                                                          "out/tune)"),
+    overrides: SetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a Ray Tune sweep (estimator, IDLA or SAC hyperparameters) on local Ray; write the best configuration.
+
+    --set adds scenario overrides to the file's. Prints the trials sorted by the metric and writes
+    <storage_path>/<name>/best_config.yaml.
+    """
+    from rich.table import Table
+
+    from slicing.sweeps.run import EXTRA_METRICS, SweepFailed, ensure_ray, run_sweep
+    from slicing.sweeps.spec import load_sweep, sweep_scenario
+    from slicing.sweeps.trainables import sac_trainable_factory
+
+    sweep = load_sweep(file, num_samples=num_samples, storage_path=storage_path, extra_overrides=overrides)
+    sweep_scenario(sweep)  # bad scenario keys fail before Ray starts
+    if sweep.target == "sac":
+        sac_trainable_factory()  # exits 2 with what is missing until slicing.rl provides the training function
+    started = ensure_ray()
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task(f"tune {sweep.name}", total=sweep.num_samples)
+            result = run_sweep(sweep, log=console.print, on_trial_done=lambda k: bar.update(task, completed=k))
+    except SweepFailed as err:
+        console.print(f"[bold red]error:[/bold red] {err}")
+        raise typer.Exit(code=1) from None
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    keys = list(sweep.search_space)
+    extras = list(EXTRA_METRICS[sweep.target])
+    table = Table(title=f"{sweep.name}: {len(result.trials)} trials, {result.metric} ({result.mode}), best first")
+    for col in ["trial", "status", *keys, result.metric, *extras, "reports"]:
+        table.add_column(col, justify="right" if col not in ("trial", "status") else "left")
+    for row in result.trials:
+        table.add_row(row.trial_id, row.status, *[_cell(row.config.get(k)) for k in keys],
+                      "-" if row.metric is None else f"{row.metric:.5f}",
+                      *[_cell(row.extras.get(k, "-")) for k in extras], str(row.reports))
+    if console.is_terminal:
+        console.print(table)
+    else:  # piped / captured: do not squeeze the table into 80 columns
+        from rich.console import Console
+
+        Console(width=160, highlight=False).print(table)
+    console.print(f"best {result.metric} {result.best_metric:.6g} with {result.best_config}; "
+                  f"wrote {result.best_config_path}")
+    emit_json(json_out, result.summary())
+
+
+def _cell(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@bench_app.command("rl")
+@guarded
+def bench_rl_cmd(
+    cells: int = typer.Option(48, min=3, max=3000, help="region size of the multi-agent env"),
+    inference_cells: int = typer.Option(100_000, "--inference-cells", min=1, help="cells of the batched inference"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Agent steps/s of the multi-agent env alone and through RLlib sampling, and batched inference time."""
+    from slicing.rl.bench import bench_rl
+
+    emit_json(json_out, bench_rl(cells=cells, inference_cells=inference_cells, log=console.print))
 
 
 # ------------------------------------------------------------------------------------------ HTTP service (v1)

@@ -46,8 +46,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from slicing.models.qos_estimator import EstimatorFileError
     from slicing.optim.schemes import UnknownSchemeError
     from slicing.sim.traffic import TraceError
+    from slicing.sweeps.spec import SweepFileError
 
-    return ScenarioError, DataFileError, EstimatorFileError, UnknownSchemeError, TraceError
+    return ScenarioError, DataFileError, EstimatorFileError, UnknownSchemeError, TraceError, SweepFileError
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:

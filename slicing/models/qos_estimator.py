@@ -269,12 +269,16 @@ def train_estimator(
     cfg: EstimatorConfig,
     seed: int,
     progress: Callable[[int, float], None] | None = None,
+    held_out: Callable[[int, float], None] | None = None,
+    held_out_every: int = 1,
 ) -> tuple[QosEstimator, TrainReport]:
     """Fit f on ``features[n, 13]`` -> ``targets[n]`` in [0, 1] (MAE loss, Adam, minibatches of cfg.batch_size).
 
     The held-out part (cfg.test_fraction) and the epoch shuffles come from a local ``torch.Generator`` seeded
     with ``seed``; the result is deterministic given (data, cfg, seed). ``progress(epoch, train_loss)`` is
-    called after each epoch (1-based) with the epoch's mean minibatch loss.
+    called after each epoch (1-based) with the epoch's mean minibatch loss. ``held_out(epoch, mae_test)`` is
+    called every ``held_out_every`` epochs and after the last one with the held-out MAE so far (used by Tune
+    sweeps to stop bad trials early); it does not change the result.
     """
     t0 = time.perf_counter()
     x_all = _as_float_tensor(features)  # [n, 13]
@@ -307,6 +311,9 @@ def train_estimator(
             if progress is not None:
                 trainer.write_back(model)
                 progress(epoch, float(total) / n_tr)
+            if held_out is not None and (epoch % max(1, held_out_every) == 0 or epoch == cfg.epochs):
+                trainer.write_back(model)
+                held_out(epoch, _mae(model, x_te, y_te))
         trainer.write_back(model)
     model.eval()
     report = TrainReport(

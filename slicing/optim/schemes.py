@@ -29,6 +29,7 @@ class AllocationContext:
     z: np.ndarray | None = None  # [N, S, 2H + 2] features without x
     offered_mbps: np.ndarray | None = None  # [N, S] current traffic (traffic baseline only)
     warm: np.ndarray | None = None  # [N, S] last period's shares
+    obs: np.ndarray | None = None  # [N, 5S] RL observations (rl scheme only; slicing/rl/features.py)
 
 
 class Scheme(Protocol):
@@ -82,16 +83,44 @@ class OracleScheme:
         return project(shares, ctx.mask)
 
 
-SCHEMES = {"equal": EqualScheme, "traffic": TrafficScheme, "idla": IdlaScheme, "oracle": OracleScheme}
+class RlScheme:
+    """A trained RLlib policy (``slicing.rl.inference.RlPolicy``) on per-cell observations built by the caller.
+
+    The policy is loaded lazily from ``checkpoint`` by ``make_scheme`` (that import needs Ray/RLlib; this module
+    does not). The caller fills ``ctx.obs`` with ``slicing.rl.features`` from its last KPI report.
+    """
+
+    name, needs_model, needs_obs = "rl", False, True
+
+    def __init__(self, policy) -> None:
+        self.policy = policy
+        self.version = getattr(policy, "version", None)
+
+    def allocate(self, ctx: AllocationContext) -> np.ndarray:
+        if ctx.obs is None:
+            raise ValueError("rl scheme needs obs (per-cell observations from the last KPI report)")
+        return self.policy.allocate(ctx.obs, ctx.mask)
+
+
+SCHEMES = {"equal": EqualScheme, "traffic": TrafficScheme, "idla": IdlaScheme, "oracle": OracleScheme,
+           "rl": RlScheme}
 
 
 class UnknownSchemeError(ValueError):
     pass
 
 
-def make_scheme(name: str, model=None, idla: IdlaConfig | None = None, seed: int = 0) -> Scheme:
+def make_scheme(name: str, model=None, idla: IdlaConfig | None = None, seed: int = 0,
+                checkpoint: str | None = None) -> Scheme:
     if name not in SCHEMES:
         raise UnknownSchemeError(f"unknown scheme {name!r}; choose from {sorted(SCHEMES)}")
+    if name == "rl":
+        if checkpoint is None:
+            raise UnknownSchemeError("scheme 'rl' needs an RL checkpoint (slicing train-rl); it runs in the runtime's "
+                                     "CellShard(scheme='rl', rl_checkpoint=...)")
+        from slicing.rl.inference import RlPolicy  # imports RLlib, only for this scheme
+
+        return RlScheme(RlPolicy.from_checkpoint(checkpoint))
     if name == "idla":
         return IdlaScheme(model, idla or IdlaConfig(), seed)
     if name == "oracle":

@@ -71,11 +71,15 @@ class Population:
     def __init__(self, scenario: Scenario, shards: int = 1, scheme: str = "traffic",
                  model: QosEstimator | dict | None = None, storage: str | None = None, *, in_process: bool = False,
                  num_cpus_per_shard: float | None = None, threads_per_shard: int | None = None,
-                 max_restarts: int = -1, max_task_retries: int = 3, fresh: bool = False) -> None:
+                 max_restarts: int = -1, max_task_retries: int = 3, fresh: bool = False,
+                 rl_checkpoint: str | None = None) -> None:
         if scheme not in RUNTIME_SCHEMES:
             raise ValueError(f"scheme: {scheme!r} is not a runtime scheme; choose from {list(RUNTIME_SCHEMES)}")
         if scheme == "idla" and model is None:
             raise ValueError("model: scheme 'idla' needs a QoS estimator")
+        if scheme == "rl" and rl_checkpoint is None:
+            raise ValueError("rl_checkpoint: scheme 'rl' needs a checkpoint from `slicing train-rl`")
+        self.rl_checkpoint = str(rl_checkpoint) if rl_checkpoint else None
         self.scenario, self.scheme, self.in_process = scenario, scheme, in_process
         self.bounds = partition(scenario, shards)
         self._hi = np.array([hi for _, hi in self.bounds], dtype=np.int64)  # [K] exclusive upper ids
@@ -103,7 +107,7 @@ class Population:
 
     # -- plumbing -------------------------------------------------------------------------------------------
     def _create(self, lo: int, hi: int, cpus: float | None, threads: int | None, restarts: int, retries: int):
-        args = (self.scenario, lo, hi, self.scheme, self.storage, None, threads)
+        args = (self.scenario, lo, hi, self.scheme, self.storage, None, threads, self.rl_checkpoint)
         if self.in_process:
             return CellShard(*args)
         import ray

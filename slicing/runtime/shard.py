@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from slicing.runtime.records import KpiBatch, parse_records
 from slicing.runtime.weights import estimator_from_payload
 from slicing.sim.simulator import Simulator
 
-RUNTIME_SCHEMES = ("idla", "traffic", "equal")
+RUNTIME_SCHEMES = ("idla", "traffic", "equal", "rl")
 CHECKPOINT_FORMAT = "slicing.shard-checkpoint/1"
 KPI_FIELDS = ("share", "users", "cqi", "prb_util", "throughput_mbps", "delay_ms", "r")
 _SUM_TOL = 1e-9  # the simulator's own tolerance on row sums
@@ -81,7 +82,8 @@ class CellShard:
     """Cells ``lo .. hi - 1`` of ``scenario`` (see module docstring)."""
 
     def __init__(self, scenario: Scenario, lo: int, hi: int, scheme: str = "traffic", storage: str | None = None,
-                 estimator: tuple[str, Any] | None = None, threads: int | None = None) -> None:
+                 estimator: tuple[str, Any] | None = None, threads: int | None = None,
+                 rl_checkpoint: str | None = None) -> None:
         if scheme not in RUNTIME_SCHEMES:
             raise ValueError(f"scheme: {scheme!r} is not a runtime scheme; choose from {list(RUNTIME_SCHEMES)}")
         if not 0 <= lo < hi <= scenario.cells:
@@ -96,7 +98,13 @@ class CellShard:
         self._snssai = {x.lower(): j for j, x in enumerate(self.sim.snssai)}
         self._lock = threading.RLock()  # mutators; allocation() reads the snapshot without it
         self._model, self._model_version, self._reloads = None, None, 0
-        self._scheme: Scheme | None = None if scheme == "idla" else make_scheme(scheme)
+        if scheme == "rl" and rl_checkpoint is None:
+            raise ValueError("rl_checkpoint: scheme 'rl' needs a checkpoint from `slicing train-rl`")
+        self._scheme: Scheme | None = (None if scheme == "idla"
+                                       else make_scheme(scheme, checkpoint=str(rl_checkpoint) if rl_checkpoint else None))
+        if scheme == "rl":
+            self._model_version = getattr(self._scheme, "version", None)
+        self._halo_util: np.ndarray | None = None  # last step's out-of-shard loads (rl observations)
         self._store = CheckpointStore(storage) if storage else None
         self._fingerprint = scenario_fingerprint(scenario)
         self._last_step: dict | None = None
@@ -158,6 +166,7 @@ class CellShard:
                 self._expect("step", period, period, period)
                 t0 = time.perf_counter()
                 rep = self.sim.step(self._snap.shares, halo_util)
+                self._halo_util = None if halo_util is None else np.asarray(halo_util, dtype=np.float64).copy()
                 self.history.push(rep)
                 active = rep.mask
                 self._kpis = {k: getattr(rep, k) for k in KPI_FIELDS} | {"mask": rep.mask}
@@ -179,9 +188,21 @@ class CellShard:
             period=sim.period, cell_ids=sim.cell_ids, mask=mask,
             z=self.history.features(sim.throughput_req_mbps, sim.delay_req_ms) if self._scheme.needs_model else None,
             offered_mbps=sim.demand().offered_mbps if self.scheme_name == "traffic" else None,
-            warm=self._snap.shares,
+            warm=self._snap.shares, obs=self._rl_obs(mask) if getattr(self._scheme, "needs_obs", False) else None,
         )
         return np.asarray(self._scheme.allocate(ctx), dtype=np.float64)
+
+    def _rl_obs(self, mask: np.ndarray) -> np.ndarray:
+        """[N, 5S] RL observations from the last step's KPIs (slicing/rl/features.py, the env's own features)."""
+        if self._kpis is None:
+            raise RuntimeError(f"{self.name}: no KPI report of the last period (e.g. right after a restart)")
+        from slicing.rl.features import observations_from_report  # no Ray
+
+        k = self._kpis
+        report = SimpleNamespace(cell_ids=self.sim.cell_ids, users=k["users"], prb_util=k["prb_util"],
+                                 throughput_mbps=k["throughput_mbps"], mask=k["mask"])
+        return observations_from_report(report, mask, self.sim.throughput_req_mbps, self.sim.geometry.nbr_ids,
+                                        halo_ids=self.sim.halo_ids, halo_util=self._halo_util)
 
     def allocate(self, period: int, estimator: tuple[str, Any] | None = None) -> dict:
         """Shares for ``period`` (= the simulated period + 1 after ``step``); stats."""

@@ -1,0 +1,148 @@
+"""``CellSlicingEnv``: a region of cells of the simulator as an RLlib ``MultiAgentEnv``, one agent per cell.
+
+- Agents: ``"cell_<global id>"``, all of them act every step.
+- Observation (``slicing/rl/features.py``): per slice, throughput / requirement (capped at 2), PRB utilisation,
+  users (scaled), the neighbours' mean per-slice load and the slice mask -> Box of 5 * S float32.
+- Action: Box(-5, 5, [S]) logits, mapped to shares by the masked softmax ``action_to_shares`` (sum = 1 over the
+  active slices, 0 on inactive ones). Inference uses the same function.
+- Reward: ``"min"`` = min over active slices of r = min(phi / phi*, d* / d, 1); ``"sum_log"`` = sum log(1 + r).
+- Episodes: ``episode_len`` periods (default one day, 96), starting at midnight of a random day within the
+  scenario's run (drawn from the env's RNG; ``reset(seed=...)`` makes the episode reproducible), after one
+  warm-up period under the traffic-proportional baseline that gives the first observation.
+
+Surroundings. The simulator covers the region plus its out-of-region interferers (the "ring"). Ring cells are
+allocated by the traffic-proportional baseline; the ring's own outside neighbours are fed the mean load of the
+simulated cells (a mean-field boundary). So every neighbour of a region cell is simulated, and its per-slice
+PRB utilisation of the last period is known for the ``nbr_load`` feature. (In the runtime, a shard's
+out-of-shard neighbours contribute their halo load instead; see ``features.py``.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+from slicing.config import Scenario, build_scenario
+from slicing.optim.baselines import traffic_proportional
+from slicing.rl.features import ACTION_LIMIT, action_to_shares, obs_dim, observations_from_report
+from slicing.sim.simulator import INITIAL_UTIL, Simulator
+from slicing.sim.topology import build_geometry
+from slicing.sim.traffic import PERIODS_PER_DAY
+
+REWARDS = ("min", "sum_log")
+
+
+def agent_id(cell_id: int) -> str:
+    return f"cell_{int(cell_id)}"
+
+
+def region_cells(scenario: Scenario, cell_ids=None, region: int | None = None, start: int = 0) -> np.ndarray:
+    """The region's sorted global cell ids: ``cell_ids`` as given, else ``region`` contiguous ids from ``start``
+    (a band of geography), else every cell of the scenario."""
+    if cell_ids is not None:
+        ids = np.unique(np.asarray(cell_ids, dtype=np.int64))
+    elif region is not None:
+        ids = np.arange(start, min(start + int(region), scenario.cells), dtype=np.int64)
+    else:
+        ids = np.arange(scenario.cells, dtype=np.int64)
+    if len(ids) == 0 or ids[0] < 0 or ids[-1] >= scenario.cells:
+        raise ValueError(f"region: cell ids must be within [0, {scenario.cells}) and non-empty")
+    return ids
+
+
+class CellSlicingEnv(MultiAgentEnv):
+    """See module docstring. ``config`` keys: scenario (dict or Scenario), cell_ids | region (+ region_start),
+    seed, reward ("min" | "sum_log"), episode_len (96)."""
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        cfg = dict(config or {})
+        sc = cfg.get("scenario")
+        self.scenario = sc if isinstance(sc, Scenario) else build_scenario(dict(sc or {}))
+        self.reward_kind = cfg.get("reward", "min")
+        if self.reward_kind not in REWARDS:
+            raise ValueError(f"reward: {self.reward_kind!r}; choose from {list(REWARDS)}")
+        self.episode_len = int(cfg.get("episode_len", PERIODS_PER_DAY))
+        if self.episode_len < 1:
+            raise ValueError("episode_len must be >= 1")
+        self.region = region_cells(self.scenario, cfg.get("cell_ids"), cfg.get("region"), int(cfg.get("region_start", 0)))
+        ring = build_geometry(self.scenario.topology, self.scenario.radio, self.region).halo_ids
+        self.sim = Simulator(self.scenario, np.union1d(self.region, ring))
+        self._rows = np.searchsorted(self.sim.cell_ids, self.region)  # region rows of the simulator
+        self._is_region = np.zeros(len(self.sim.cell_ids), dtype=bool)
+        self._is_region[self._rows] = True
+        self._nbr = self.sim.geometry.nbr_ids[self._rows]  # [N, K]
+        self.n_slices = self.sim.n_slices
+        self.days = max(1, -(-self.scenario.steps // PERIODS_PER_DAY))
+        self.possible_agents = [agent_id(c) for c in self.region]
+        self.agents = list(self.possible_agents)
+        obs_space = gym.spaces.Box(0.0, 10.0, (obs_dim(self.n_slices),), np.float32)
+        act_space = gym.spaces.Box(-ACTION_LIMIT, ACTION_LIMIT, (self.n_slices,), np.float32)
+        self.observation_spaces = {a: obs_space for a in self.possible_agents}
+        self.action_spaces = {a: act_space for a in self.possible_agents}
+        self._rng = np.random.default_rng(cfg.get("seed"))
+        self._t = 0
+        self._report = None
+
+    # -- helpers --------------------------------------------------------------------------------------------
+    def _halo(self) -> np.ndarray | None:
+        if not len(self.sim.halo_ids):
+            return None
+        return np.full(len(self.sim.halo_ids), float(self.sim.cell_util.mean()))  # mean-field boundary
+
+    def _obs_array(self) -> np.ndarray:
+        mask = self.sim.slice_mask()[self._rows]  # slices of the period to allocate
+        return observations_from_report(self._report, mask, self.sim.throughput_req_mbps, self._nbr, rows=self._rows)
+
+    def _obs_dict(self, arr: np.ndarray) -> dict[str, np.ndarray]:
+        return {a: arr[i] for i, a in enumerate(self.possible_agents)}
+
+    def _baseline(self) -> np.ndarray:
+        return traffic_proportional(self.sim.demand().offered_mbps, self.sim.slice_mask())
+
+    def shares_from_actions(self, action_dict: dict[str, np.ndarray]) -> np.ndarray:
+        """[N_sim, S] shares: agents' masked softmax on region rows, traffic baseline on the ring."""
+        missing = [a for a in self.possible_agents if a not in action_dict]
+        if missing:
+            raise ValueError(f"step: every agent acts each period; missing {missing[:3]}")
+        shares = self._baseline()
+        acts = np.stack([np.asarray(action_dict[a], dtype=np.float64) for a in self.possible_agents])  # [N, S]
+        shares[self._rows] = action_to_shares(acts, self.sim.slice_mask()[self._rows])
+        return shares
+
+    # -- gym API --------------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        day = int(self._rng.integers(0, self.days))
+        self.sim.load_state_dict({"period": day * PERIODS_PER_DAY,
+                                  "cell_util": np.full(len(self.sim.cell_ids), INITIAL_UTIL),
+                                  "backlog_mbit": np.zeros((len(self.sim.cell_ids), self.n_slices))})
+        self._report = self.sim.step(self._baseline(), self._halo_first())  # warm-up period
+        self._t = 0
+        self.agents = list(self.possible_agents)
+        return self._obs_dict(self._obs_array()), {a: {} for a in self.possible_agents}
+
+    def _halo_first(self) -> np.ndarray | None:
+        return None if not len(self.sim.halo_ids) else np.full(len(self.sim.halo_ids), INITIAL_UTIL)
+
+    def step(self, action_dict: dict[str, np.ndarray]):
+        shares = self.shares_from_actions(action_dict)
+        rep = self.sim.step(shares, self._halo())
+        self._report = rep
+        self._t += 1
+        r, m = rep.r[self._rows], rep.mask[self._rows]  # [N, S]
+        if self.reward_kind == "min":
+            rew = np.where(m.any(axis=1), np.where(m, r, np.inf).min(axis=1), 0.0)
+        else:
+            rew = np.where(m, np.log1p(r), 0.0).sum(axis=1)
+        done = self._t >= self.episode_len
+        obs = self._obs_dict(self._obs_array())
+        rewards = {a: float(rew[i]) for i, a in enumerate(self.possible_agents)}
+        terminateds = {a: False for a in self.possible_agents} | {"__all__": False}
+        truncateds = {a: done for a in self.possible_agents} | {"__all__": done}
+        infos = {a: {} for a in self.possible_agents}
+        return obs, rewards, terminateds, truncateds, infos
