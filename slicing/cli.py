@@ -113,16 +113,27 @@ def evaluate(
 
 
 def _evaluate_with_progress(sc, names, run_evaluation, phase_bounds):
+    """Run the evaluation with one bar per stage; a bar's clock starts when its stage does."""
     h0_end, _ = phase_bounds(sc)
     with progress_bar() as bar:
-        tasks = {"H0 collect": bar.add_task("H0 collect", total=h0_end)}
-        tasks["train"] = bar.add_task("train estimator", total=sc.estimator.epochs)
+        tasks = {"H0 collect": bar.add_task("H0 collect", total=h0_end, start=False)}
+        tasks["train"] = bar.add_task("train estimator", total=sc.estimator.epochs, start=False)
         for n in names:
-            tasks[n] = bar.add_task(f"{n} H1+H2", total=sc.steps - h0_end)
+            tasks[n] = bar.add_task(f"{n} H1+H2", total=sc.steps - h0_end, start=False)
+
+        def advance(stage: str, completed: int | None = None, step: int = 0) -> None:
+            task = tasks[stage]
+            if not bar.tasks[task].started:
+                bar.start_task(task)
+            if completed is None:
+                bar.advance(task, step)
+            else:
+                bar.update(task, completed=completed)
+
         return run_evaluation(
             sc, names,
-            progress=lambda stage, k: bar.advance(tasks[stage], k),
-            train_progress=lambda e, loss: bar.update(tasks["train"], completed=e),
+            progress=lambda stage, k: advance(stage, step=k),
+            train_progress=lambda e, loss: advance("train", completed=e),
         )
 
 
@@ -192,7 +203,7 @@ def train_rl_cmd(
 
         def show(i: int, result: dict) -> None:
             ret = result.get("env_runners", {}).get("episode_return_mean")
-            label = f"train {algo}" + (f" (episode return {ret:.2f})" if isinstance(ret, float) else "")
+            label = f"train {algo}" + (f" (episode return {ret:.2f})" if isinstance(ret, float) and ret == ret else "")
             bar.update(task, completed=i, description=label)
 
         summary = train(sc, settings, out, progress=show)

@@ -233,7 +233,8 @@ def _percentile(values: list[float], q: float) -> float:
 async def _paced_gets(base_url: str, ids: np.ndarray, rps: float) -> tuple[list[tuple[float, int]], float]:
     """GET one cell's allocation per id, request i sent at start + i / rps (open loop: a slow answer does not
     delay later requests). One asyncio client thread with keep-alive connections, so the client's own CPU is
-    small next to the service's on a 2-core machine (16 ``requests`` threads cost more than Serve did)."""
+    small on a 2-core machine shared with the service (16 ``requests`` threads measured p99 44-55 ms where this
+    client measures 28-33 ms, same service, quiet machine)."""
     import aiohttp
 
     timeout = aiohttp.ClientTimeout(total=10)
