@@ -243,12 +243,28 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def format_validation_error(err: ValidationError) -> str:
+    """One line per error, ``dotted.key: rule``; whole-model rules carry no location and name their keys."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(scenario)"
+        loc = ".".join(str(p) for p in e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}" + (" (unknown key)" if e["type"] == "extra_forbidden" else ""))
+        unknown = " (unknown key)" if e["type"] == "extra_forbidden" else ""
+        lines.append(f"{loc}: {msg}{unknown}" if loc else msg)
     return "; ".join(lines)
+
+
+def read_yaml_mapping(path: str | Path, error: type[ValueError]) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file -> {}); ``error`` names the file and the problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"file {p} does not exist")
+    try:
+        loaded = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise error(f"{p}: not valid YAML ({err})") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise error(f"{p}: the top level must be a mapping of keys to values")
+    return loaded or {}
 
 
 def _default_dump() -> dict[str, Any]:
@@ -272,15 +288,7 @@ def load_scenario(path: str | Path | None, overrides: list[str] | None = None) -
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ScenarioError(f"scenario file {p} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as err:
-            raise ScenarioError(f"{p}: not valid YAML ({err})") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ScenarioError(f"{p}: the top level must be a mapping of keys to values")
-        data = loaded or {}
+        data = read_yaml_mapping(p, ScenarioError)
         trace = data.get("traffic", {}).get("trace_csv") if isinstance(data.get("traffic"), dict) else None
         if trace and not Path(trace).is_absolute():
             data["traffic"] = {**data["traffic"], "trace_csv": str(p.parent / trace)}

@@ -21,10 +21,17 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from slicing.config import EstimatorConfig, IdlaConfig, Scenario, ScenarioError, format_validation_error, load_scenario
+from slicing.config import (
+    EstimatorConfig,
+    IdlaConfig,
+    Scenario,
+    ScenarioError,
+    format_validation_error,
+    load_scenario,
+    read_yaml_mapping,
+)
 
 
 class SweepFileError(ValueError):
@@ -229,29 +236,11 @@ def apply_params(sweep: Sweep, base: BaseModel, params: dict[str, Any]) -> BaseM
         raise SweepFileError(f"{sweep.target} parameters: {format_validation_error(err)}") from None
 
 
-def _format(err: ValidationError) -> str:
-    """Like ``format_validation_error``, without a placeholder location for whole-model rules (they name the key)."""
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        unknown = " (unknown key)" if e["type"] == "extra_forbidden" else ""
-        lines.append(f"{loc}: {msg}{unknown}" if loc else msg)
-    return "; ".join(lines)
-
-
 def load_sweep(path: str | Path, num_samples: int | None = None, storage_path: Path | None = None,
                extra_overrides: list[str] | None = None) -> Sweep:
     """Read and validate a sweep YAML; CLI values replace the file's ``num_samples`` / ``storage_path``."""
     p = Path(path)
-    if not p.is_file():
-        raise SweepFileError(f"sweep file {p} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise SweepFileError(f"{p}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise SweepFileError(f"{p}: the top level must be a mapping of keys to values")
+    data = read_yaml_mapping(p, SweepFileError)
     if num_samples is not None:
         data["num_samples"] = num_samples
     if storage_path is not None:
@@ -261,7 +250,7 @@ def load_sweep(path: str | Path, num_samples: int | None = None, storage_path: P
     try:
         sweep = Sweep.model_validate(data)
     except ValidationError as err:
-        raise SweepFileError(f"{p}: {_format(err)}") from None
+        raise SweepFileError(f"{p}: {format_validation_error(err)}") from None
     if sweep.scenario is not None and not sweep.scenario.is_file() and (p.parent / sweep.scenario).is_file():
         sweep = sweep.model_copy(update={"scenario": p.parent / sweep.scenario})
     return sweep
