@@ -18,6 +18,9 @@ bench_app = typer.Typer(add_completion=False, invoke_without_command=True,
                         help="Benchmarks: `slicing bench --cells N` times one simulator period and one IDLA "
                              "allocation in one process.")
 app.add_typer(bench_app, name="bench")
+experiment_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                             help="Reproduce a paper's experiment: one command each, a figure and a JSON line.")
+app.add_typer(experiment_app, name="experiment")
 
 
 @app.command()
@@ -322,6 +325,14 @@ def bench_rl_cmd(
 
     emit_json(json_out, bench_rl(cells=cells, inference_cells=inference_cells, log=console.print))
 
+
+# ------------------------------------------------------------------------------- experiment safety (paper 003)
+
+# (slicing experiment safety: see slicing/rl/safety.py)
+
+# ---------------------------------------------------------------------------- experiment imitation (paper 003)
+
+# (slicing experiment imitation: see slicing/rl/imitation.py)
 
 # ------------------------------------------------------------------------------------------ HTTP service (v1)
 

@@ -103,6 +103,15 @@ class CellSlicingEnv(MultiAgentEnv):
     def _baseline(self) -> np.ndarray:
         return traffic_proportional(self.sim.demand().offered_mbps, self.sim.slice_mask())
 
+    def baseline_shares(self) -> np.ndarray:
+        """[N, S] traffic-proportional shares of the region's cells for the period about to be stepped (perfect
+        knowledge of its offered traffic): the baseline that imitation records and safety switches to."""
+        return self._baseline()[self._rows]
+
+    def region_mask(self) -> np.ndarray:
+        """[N, S] slices active in the region's cells in the period about to be stepped."""
+        return self.sim.slice_mask()[self._rows]
+
     def shares_from_actions(self, action_dict: dict[str, np.ndarray]) -> np.ndarray:
         """[N_sim, S] shares: agents' masked softmax on region rows, traffic baseline on the ring."""
         missing = [a for a in self.possible_agents if a not in action_dict]

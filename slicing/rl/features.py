@@ -103,3 +103,21 @@ def action_to_shares(action: np.ndarray, mask: np.ndarray) -> np.ndarray:
     x = np.divide(e, total, out=np.zeros_like(e), where=total > 0)
     x = x / np.maximum(x.sum(axis=1, keepdims=True), 1.0)  # guard rounding above 1
     return x[0] if single else x
+
+
+def shares_to_action(shares: np.ndarray, mask: np.ndarray, floor: float = 1e-3) -> np.ndarray:
+    """Inverse of ``action_to_shares``: logits [N, S] in [-ACTION_LIMIT, ACTION_LIMIT] whose masked softmax gives
+    ``shares``. Shares below ``floor`` times the largest are raised to that floor; the active logits are centred
+    on 0 (the softmax is shift-invariant) and clipped to the action box; inactive slices get 0.
+
+    Divide by ``ACTION_LIMIT`` for the normalised [-1, 1] action an RLModule emits (``normalize_actions=True``).
+    """
+    x = np.asarray(shares, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
+    single = x.ndim == 1
+    x, m = np.atleast_2d(x), np.atleast_2d(m)
+    top = np.max(np.where(m, x, 0.0), axis=1, keepdims=True)
+    logx = np.log(np.maximum(np.where(m, np.maximum(x, 0.0) / np.maximum(top, 1e-12), 1.0), floor))
+    centre = np.where(m, logx, 0.0).sum(axis=1, keepdims=True) / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    logits = np.where(m, np.clip(logx - centre, -ACTION_LIMIT, ACTION_LIMIT), 0.0)
+    return logits[0] if single else logits
