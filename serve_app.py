@@ -95,8 +95,10 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
 
 @api.exception_handler(ServiceError)
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-    if exc.status == 422:  # a record the population refused
-        body: dict[str, Any] = {"detail": [ingest_error_detail(exc.detail)]}
+    if exc.status == 422 and exc.path is not None:  # a field the service refused (e.g. scheme rl not enabled)
+        body: dict[str, Any] = {"detail": [{"path": exc.path, "msg": exc.detail, "type": "value_error"}]}
+    elif exc.status == 422:  # a record the population refused
+        body = {"detail": [ingest_error_detail(exc.detail)]}
     else:
         body = {"detail": exc.detail}
     return JSONResponse(body, status_code=exc.status, headers=exc.headers)

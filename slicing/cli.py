@@ -84,26 +84,42 @@ def train_estimator_cmd(
 def evaluate(
     scenario: ScenarioOpt = None,
     overrides: SetOpt = None,
-    schemes: str = typer.Option("idla,traffic,equal,oracle", help="comma-separated: idla,traffic,equal,oracle"),
+    schemes: str = typer.Option("idla,traffic,equal,oracle",
+                                help="comma-separated: idla,traffic,equal,oracle,drl (drl: RLlib SAC agents, "
+                                     "minutes at full length)"),
     steps: int | None = typer.Option(None, min=20, help="rescale the whole run to this many periods"),
     out: Path | None = OutOpt,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the IDLA paper's protocol (H0 collect, train, H1 allocate, H2 slice added) and compare schemes."""
+    from slicing.evaluation.protocol import DRL, phase_bounds
     from slicing.evaluation.protocol import evaluate as run_evaluation
-    from slicing.evaluation.protocol import phase_bounds
     from slicing.evaluation.report import comparison_table
     from slicing.optim.schemes import SCHEMES, UnknownSchemeError
 
     names = [s.strip() for s in schemes.split(",") if s.strip()]
     if "rl" in names:
         raise UnknownSchemeError("--schemes: 'rl' needs a trained RL checkpoint and runs in the runtime "
-                                 "(CellShard / Population scheme='rl'), not in evaluate")
-    unknown = [n for n in names if n not in SCHEMES]
-    if not names or unknown:
-        raise UnknownSchemeError(f"--schemes: unknown {unknown or 'empty list'}; choose from {sorted(SCHEMES)}")
+                                 "(CellShard / Population scheme='rl'), not in evaluate; the RL baseline here "
+                                 "is 'drl'")
+    known = sorted(set(SCHEMES) - {"rl"} | {DRL})
+    unknown = [n for n in names if n not in known]
+    if not names or unknown or len(set(names)) != len(names):
+        raise UnknownSchemeError(f"--schemes: unknown or repeated {unknown or names}; choose from {known}")
     sc = load(scenario, list(overrides or []) + ([f"steps={steps}"] if steps else []))
-    result = _evaluate_with_progress(sc, names, run_evaluation, phase_bounds)
+    started = False
+    if DRL in names:
+        import ray
+
+        from slicing.rl.train import ensure_ray
+
+        started = not ray.is_initialized()
+        ensure_ray()
+    try:
+        result = _evaluate_with_progress(sc, names, run_evaluation, phase_bounds)
+    finally:
+        if started:
+            ray.shutdown()
     summary = result.summary()
     console.print(comparison_table(summary))
     if out is not None:
@@ -122,7 +138,10 @@ def _evaluate_with_progress(sc, names, run_evaluation, phase_bounds):
         tasks = {"H0 collect": bar.add_task("H0 collect", total=h0_end, start=False)}
         tasks["train"] = bar.add_task("train estimator", total=sc.estimator.epochs, start=False)
         for n in names:
-            tasks[n] = bar.add_task(f"{n} H1+H2", total=sc.steps - h0_end, start=False)
+            if n == "drl":  # its own agents are in control from period 0
+                tasks[n] = bar.add_task("drl H0+H1+H2 (RLlib SAC)", total=sc.steps, start=False)
+            else:
+                tasks[n] = bar.add_task(f"{n} H1+H2", total=sc.steps - h0_end, start=False)
 
         def advance(stage: str, completed: int | None = None, step: int = 0) -> None:
             task = tasks[stage]
@@ -330,9 +349,136 @@ def bench_rl_cmd(
 
 # (slicing experiment safety: see slicing/rl/safety.py)
 
+
+@experiment_app.command("safety")
+@guarded
+def experiment_safety_cmd(
+    scenario: ScenarioOpt = None,
+    overrides: SetOpt = None,
+    cells: int = typer.Option(12, min=1, help="region size: cells 0..N-1 (capped at the scenario's cells)"),
+    iterations: int = typer.Option(120, min=1, help="PPO iterations (one day of the region each), one multiplier "
+                                                    "update per iteration"),
+    eval_days: int = typer.Option(5, "--eval-days", min=1, help="held-out days (the last days of the run)"),
+    threshold: float = typer.Option(0.9, min=0.0, max=1.0, help="switch to the baseline when P(violation) > P"),
+    target: float = typer.Option(0.05, min=0.0, max=1.0, help="constraint: violation rate <= TARGET"),
+    out: Path = typer.Option(Path("out/safety"), "--out", help="folder for safety.png, summary.json, checkpoint"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Safe DRL (paper 003): Lagrangian PPO + baseline switching via a violation predictor; with vs without.
+
+    Without --scenario: scenarios/idla.yaml (else the defaults) at traffic.load_scale=0.4, where the traffic
+    baseline rarely violates (the paper's premise); --set overrides apply after that.
+    """
+    from slicing.rl.safety import DEFAULT_OVERRIDES, SafetySettings, run_safety_experiment
+
+    if scenario is None:
+        default_file = Path("scenarios/idla.yaml")
+        sc = load(default_file if default_file.is_file() else None, DEFAULT_OVERRIDES + list(overrides or []))
+    else:
+        sc = load(scenario, overrides)
+    days = -(-sc.steps // 96)
+    if eval_days >= days:
+        raise typer.BadParameter(f"--eval-days {eval_days}: must leave training days (the run has {days} days)")
+    settings = SafetySettings(cells=cells, iterations=iterations, eval_days=eval_days, threshold=threshold,
+                              target=target, seed=sc.seed)
+    with progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def show(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        res = run_safety_experiment(sc, settings, out, progress=show)
+    from rich.table import Table
+
+    table = Table(title=f"safe DRL, {settings.cells} cells, held-out days {res['eval_days']}, threshold {threshold:g}")
+    for col in ("policy", "violation rate", "mean min r", "switch rate"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    early = res["early"]
+    rows = [("final, deterministic", res), ("final, exploring", res["exploring"]),
+            (f"iteration {early['iteration']}, deterministic", early),
+            (f"iteration {early['iteration']}, exploring", early["exploring"])]
+    for name, block in rows:
+        vr, mr = block["violation_rate"], block["mean_reward"]
+        table.add_row(f"{name}", f"{vr['without_switching']:.4f}", f"{mr['without_switching']:.4f}", "-")
+        table.add_row(f"{name} + switching", f"{vr['with_switching']:.4f}", f"{mr['with_switching']:.4f}",
+                      f"{block['switch_rate']:.4f}")
+    table.add_row("traffic-proportional baseline", f"{res['baseline']['violation_rate']:.4f}",
+                  f"{res['baseline']['mean_reward']:.4f}", "1")
+    console.print(table)
+    console.print(f"lambda {res['lambda_final']:.3f} after {iterations} iterations (training violation rate "
+                  f"{res['train_violation_rate_last']:.3f}, target {target:g}); predictor held-out accuracy "
+                  f"{res['predictor_accuracy']:.3f} (majority class {res['predictor_majority_accuracy']:.3f}), AUC "
+                  f"{res['predictor_auc']:.3f} on {res['predictor_samples']} transitions; plot {res['plot']}")
+    emit_json(json_out, res)
+
 # ---------------------------------------------------------------------------- experiment imitation (paper 003)
 
 # (slicing experiment imitation: see slicing/rl/imitation.py)
+
+
+@experiment_app.command("imitation")
+@guarded
+def experiment_imitation_cmd(
+    scenario: ScenarioOpt = None,
+    overrides: SetOpt = None,
+    cells: int | None = typer.Option(None, min=1, help="region size: cells 0..N-1 (default: all of the scenario)"),
+    days: int = typer.Option(10, min=1, help="baseline episodes recorded for behaviour cloning"),
+    episode_len: int = typer.Option(96, "--episode-len", min=1, help="periods per episode (96 = one day)"),
+    bc_iterations: int = typer.Option(200, "--bc-iterations", min=1, help="BC training iterations (one batch each)"),
+    iterations: int = typer.Option(12, min=1, help="online RL iterations per curve (warm start and scratch)"),
+    early: int = typer.Option(3, min=1, help="first iterations averaged into the early reward"),
+    algo: str = typer.Option("ppo", help="ppo | sac: the online algorithm warm-started from BC"),
+    out: Path = typer.Option(Path("out/imitation"), "--out", help="folder: rollouts Parquet, plot, summary.json"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Behaviour-clone the traffic-proportional baseline with RLlib BC and warm-start RL from it (paper 003, V-C)."""
+    from slicing.rl.imitation import ImitationSettings, run_imitation_experiment
+    from slicing.rl.train import ALGOS
+
+    if algo not in ALGOS:
+        raise typer.BadParameter(f"--algo {algo!r}: choose from {list(ALGOS)}")
+    if early > iterations:
+        raise typer.BadParameter(f"--early {early}: must be <= --iterations ({iterations})")
+    if scenario is None and Path("scenarios/idla.yaml").is_file():
+        scenario = Path("scenarios/idla.yaml")
+    sc = load(scenario, overrides)
+    s = ImitationSettings(algo=algo, cells=min(cells, sc.cells) if cells else None, days=days,
+                          episode_len=episode_len, bc_iterations=bc_iterations, iterations=iterations, early=early,
+                          seed=sc.seed)
+    with progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def show(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        res = run_imitation_experiment(sc, s, out, progress=show)
+    _print_imitation(res)
+    emit_json(json_out, res)
+
+
+def _print_imitation(res: dict) -> None:
+    from rich.table import Table
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    warm, scratch = res["curves"]["bc_warm_start"], res["curves"]["scratch"]
+    table = Table(title=f"{res['algo'].upper()}: mean reward per agent-period (baseline {res['baseline_reward']:.4f})")
+    for col in ("iteration", "BC warm start", "scratch"):
+        table.add_column(col, justify="right")
+    for i, (w, c) in enumerate(zip(warm, scratch, strict=True)):
+        table.add_row(str(i + 1) + (" *" if i < res["early_iterations"] else ""), fmt(w), fmt(c))
+    console.print(table)
+    e = res["early_reward"]
+    console.print(f"BC loss {res['bc_loss_first']:.3f} -> {res['bc_loss']:.3f} ({res['rows']} recorded transitions); "
+                  f"the clone on the recorded days: reward {res['clone_reward']:.4f}, share gap to the baseline "
+                  f"{res['clone_share_gap']:.4f}")
+    console.print(f"early reward (* iterations) warm start {fmt(e['bc_warm_start'])} vs scratch {fmt(e['scratch'])}; "
+                  f"plot {res['plot']}")
 
 # ------------------------------------------------------------------------------------------ HTTP service (v1)
 

@@ -159,6 +159,20 @@ class IdlaConfig(Strict):
     dual_candidates: bool = Field(default=True, description="tabulated: add the table's dual-decomposition points")
 
 
+class DrlConfig(Strict):
+    """The IDLA paper's DRL baseline (scheme ``drl`` of ``slicing evaluate``; ``slicing/rl/drl.py``)."""
+
+    groups: int | None = Field(default=None, ge=1, description="policies over the cells; None = one per cell "
+                                                                "(cell-wise agents, the paper's choice)")
+    hidden: tuple[int, ...] = Field(default=(64, 64), min_length=1, max_length=4, description="MLP layer sizes")
+    lr: float = Field(default=3e-4, gt=0, le=1, description="actor and critic learning rate")
+    gamma: float = Field(default=0.9, ge=0, lt=1, description="discount")
+    train_batch: int = Field(default=64, ge=8, le=4096, description="transitions per module and update")
+    buffer: int = Field(default=200_000, ge=1000, le=10_000_000, description="replay capacity (transitions)")
+    periods_per_update: int = Field(default=4, ge=1, le=96, description="periods sampled between SAC updates")
+    reward: Literal["min", "sum_log"] = Field(default="min", description="the paper's: min over slices of r")
+
+
 class Scenario(Strict):
     """A simulated network and the experiment run on it."""
 
@@ -176,6 +190,7 @@ class Scenario(Strict):
     evaluation: Evaluation = Evaluation()
     estimator: EstimatorConfig = EstimatorConfig()
     idla: IdlaConfig = IdlaConfig()
+    drl: DrlConfig = DrlConfig()
 
     @model_validator(mode="after")
     def _slice_ids(self) -> Scenario:

@@ -15,7 +15,7 @@ from slicing.config import HISTORY
 
 SNSSAI_PATTERN = r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{6})?$"
 MAX_SLICES_PER_CELL = 16
-SCHEME_NAMES = ("idla", "traffic", "equal", "oracle")
+SCHEME_NAMES = ("idla", "traffic", "equal", "oracle", "rl")
 
 Snssai = Annotated[str, StringConstraints(pattern=SNSSAI_PATTERN)]
 CellId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -24,7 +24,7 @@ NonNegFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PosFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Cqi = Annotated[float, Field(ge=0, le=15, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-SchemeName = Literal["idla", "traffic", "equal", "oracle"]
+SchemeName = Literal["idla", "traffic", "equal", "oracle", "rl"]
 
 
 class _Request(BaseModel):
@@ -32,6 +32,15 @@ class _Request(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------ POST /v1/allocate
+
+
+class LastPeriod(_Request):
+    """The slice's KPIs of the last period: the RL policy's observation (scheme ``rl`` only)."""
+
+    throughput_mbps: NonNegFinite = Field(description="achieved per-user throughput (Mbit/s)")
+    prb_util: Fraction = Field(description="fraction of the cell's PRBs the slice used")
+    nbr_prb_util: Fraction = Field(default=0.0, description="mean PRB utilisation of this slice in the cell's "
+                                                            "strongest interfering neighbours (0 if unknown)")
 
 
 class SliceRequest(_Request):
@@ -44,6 +53,7 @@ class SliceRequest(_Request):
     cqi_history: list[Cqi] = Field(
         min_length=HISTORY, max_length=HISTORY,
         description=f"mean CQI (0..15) of the slice's users in the last {HISTORY} periods, oldest first")
+    last_period: LastPeriod | None = Field(default=None, description="required by scheme rl, ignored otherwise")
 
 
 class CellRequest(_Request):
@@ -63,7 +73,8 @@ class CellRequest(_Request):
 
 
 class AllocateRequest(_Request):
-    scheme: SchemeName = Field(default="idla", description="idla | traffic | equal | oracle")
+    scheme: SchemeName = Field(default="idla", description="idla | traffic | equal | oracle | rl (the service's "
+                                                           "RL checkpoint, SLICING_RL_CHECKPOINT)")
     cells: list[CellRequest] = Field(min_length=1, description="at most max_cells_per_request (else 413)")
 
 
@@ -88,7 +99,8 @@ class CellAllocation(BaseModel):
 
 
 class AllocateResponse(BaseModel):
-    model_version: str = Field(description="content hash of the QoS estimator used")
+    model_version: str = Field(description="content hash of the QoS estimator used; for scheme rl, of the RL "
+                                           "checkpoint's weights")
     allocations: list[CellAllocation]
 
 
@@ -141,6 +153,7 @@ class Readiness(BaseModel):
     population: bool = Field(description="the population actor is reachable and ready")
     model_version: str | None = None
     estimator_source: str | None = Field(default=None, description="file | population | trained")
+    rl_version: str | None = Field(default=None, description="weight hash of the RL policy (scheme rl), if loaded")
     detail: str = ""
 
 

@@ -204,8 +204,10 @@ class LocalService:
 # ------------------------------------------------------------------------------------------------ benchmark
 
 
-def random_cells(n: int, rng: np.random.Generator, slices: tuple[int, int] = (1, 4), prefix: str = "c") -> list[dict]:
-    """``n`` request cells with a random number of slices in ``slices`` (inclusive) and random histories."""
+def random_cells(n: int, rng: np.random.Generator, slices: tuple[int, int] = (1, 4), prefix: str = "c",
+                 last_period: bool = False) -> list[dict]:
+    """``n`` request cells with a random number of slices in ``slices`` (inclusive) and random histories;
+    ``last_period`` adds each slice's last-period KPIs (what scheme ``rl`` needs)."""
     from slicing.config import default_catalogue
 
     cat = default_catalogue()
@@ -222,6 +224,11 @@ def random_cells(n: int, rng: np.random.Generator, slices: tuple[int, int] = (1,
             cell.append({"snssai": names[j], "throughput_req_mbps": base.throughput_req_mbps,
                          "delay_req_ms": base.delay_req_ms, "users_history": [round(float(u), 3) for u in users],
                          "cqi_history": [round(float(c), 3) for c in rng.uniform(3, 14, HISTORY)]})
+            if last_period:
+                cell[-1]["last_period"] = {
+                    "throughput_mbps": round(float(base.throughput_req_mbps * rng.uniform(0.2, 2.5)), 3),
+                    "prb_util": round(float(rng.uniform(0.0, 1.0 / k)), 4),
+                    "nbr_prb_util": round(float(rng.uniform(0.0, 0.5)), 4)}
         out.append({"cell_id": f"{prefix}{i}", "slices": cell})
     return out
 

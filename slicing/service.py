@@ -15,6 +15,13 @@ Estimator (which one ``POST /v1/allocate`` uses), decided in a background thread
    ``SLICING_TRAIN_EPOCHS`` epochs, about 10 s on 2 cores; source ``trained``), replaced by the population's as
    soon as one appears.
 
+RL policy (scheme ``rl`` of ``POST /v1/allocate``): ``SLICING_RL_CHECKPOINT`` names a ``slicing train-rl``
+checkpoint, loaded once by the same background thread (``slicing.rl.inference.RlPolicy``; imports RLlib). The
+request's slices fill the policy's slice slots in order (a cell may not have more slices than the policy was
+trained with); the observation is built by ``slicing.rl.features.build_observations`` from ``users_history[-1]``
+and each slice's ``last_period`` (throughput, PRB use, neighbours' PRB use), and all cells go through one batched
+forward pass. ``model_version`` is then the checkpoint's weight hash; ``predicted_utility`` stays the estimator's.
+
 Stateless allocation (``allocate``): every cell of a request in ONE call of the scheme, on arrays padded to the
 request's largest slice count with a slice mask: ``z[N, S, 12] = [users_history, cqi_history, throughput_req,
 delay_req]``; the ``traffic`` scheme's current offered traffic is ``users_history[-1] * throughput_req``. IDLA has
@@ -60,9 +67,10 @@ CACHE_MAX_CELLS = 200_000  # allocations cached per period at most
 class ServiceError(Exception):
     """An HTTP error answer: status code, detail message, extra headers."""
 
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None,
+                 path: str | None = None) -> None:
         super().__init__(detail)
-        self.status, self.detail, self.headers = status, detail, headers or {}
+        self.status, self.detail, self.headers, self.path = status, detail, headers or {}, path
 
 
 def unavailable(detail: str, retry_after_s: int) -> ServiceError:
@@ -149,6 +157,8 @@ class SlicingService:
         self.model_version: str | None = None
         self.estimator_source: str | None = None
         self.load_error: str | None = None
+        self.rl_policy = None  # slicing.rl.inference.RlPolicy when SLICING_RL_CHECKPOINT is set and loads
+        self.rl_error: str | None = None
         self._lookup = population_lookup
         self._train = train
         self._actor = None
@@ -206,7 +216,20 @@ class SlicingService:
         self._set_model(model, "population")
         return True
 
+    def _load_rl(self) -> None:
+        if self.settings.rl_checkpoint is None:
+            return
+        try:
+            from slicing.rl.inference import RlPolicy
+
+            self.rl_policy = RlPolicy.from_checkpoint(self.settings.rl_checkpoint)
+            log.info("RL policy %s loaded from %s", self.rl_policy.version, self.settings.rl_checkpoint)
+        except Exception as err:
+            self.rl_error = f"{type(err).__name__}: {err}"
+            log.exception("RL checkpoint loading failed")
+
     def _loader(self) -> None:
+        self._load_rl()
         try:
             if self.settings.estimator_path is not None:
                 self._set_model(load_estimator(self.settings.estimator_path), "file")
@@ -259,9 +282,14 @@ class SlicingService:
         offered[mask] = users[:, -1].astype(np.float64) * req_tp
         keys = np.array([cell_key(c.cell_id) for c in cells], dtype=np.int64)  # [N]
 
-        scheme = make_scheme(req.scheme, model, self.idla, seed=self.settings.seed)
-        ctx = AllocationContext(period=0, cell_ids=keys, mask=mask, z=z, offered_mbps=offered, warm=None)
-        shares = project(scheme.allocate(ctx), mask)  # [N, S] float64, x >= 0, row sums <= 1 exactly
+        version = self.model_version
+        if req.scheme == "rl":
+            shares, version = self._rl_shares(req, mask, users[:, -1], req_tp)
+        else:
+            scheme = make_scheme(req.scheme, model, self.idla, seed=self.settings.seed)
+            ctx = AllocationContext(period=0, cell_ids=keys, mask=mask, z=z, offered_mbps=offered, warm=None)
+            shares = scheme.allocate(ctx)
+        shares = project(shares, mask)  # [N, S] float64, x >= 0, row sums <= 1 exactly
         utility = self._utility(model, z, mask, shares)  # [N]
         rrm = rrm_policy_ratios(shares, mask)
 
@@ -274,7 +302,50 @@ class SlicingService:
                             "rrm_policy": {"max_ratio": mx[k], "min_ratio": mn[k], "dedicated_ratio": dd[k]}})
                 k += 1
             allocations.append({"cell_id": c.cell_id, "predicted_utility": float(utility[i]), "slices": out})
-        return {"model_version": self.model_version, "allocations": allocations}
+        return {"model_version": version, "allocations": allocations}
+
+    def _rl_shares(self, req: AllocateRequest, mask: np.ndarray, users_now: np.ndarray,
+                   req_tp: np.ndarray) -> tuple[np.ndarray, str]:
+        """[N, S] shares of the RL policy (one batched forward pass) and its version. See module docstring."""
+        from slicing.rl.features import build_observations
+
+        for i, c in enumerate(req.cells):
+            for j, sl in enumerate(c.slices):
+                if sl.last_period is None:
+                    raise ServiceError(422, "required when scheme is 'rl' (the policy observes the last period's "
+                                            "throughput and PRB use)", path=f"body.cells.{i}.slices.{j}.last_period")
+        policy = self.rl_policy
+        if policy is None:
+            if self.settings.rl_checkpoint is None:
+                raise ServiceError(422, "scheme 'rl' is not enabled on this service: set SLICING_RL_CHECKPOINT "
+                                        "to a `slicing train-rl` checkpoint", path="body.scheme")
+            if self.rl_error is not None:
+                raise ServiceError(422, f"scheme 'rl' unavailable: the RL checkpoint failed to load "
+                                        f"({self.rl_error})", path="body.scheme")
+            raise unavailable("RL policy loading", self.settings.retry_after_s)
+        n, s = mask.shape
+        slots = policy.n_slices
+        for i, c in enumerate(req.cells):
+            if len(c.slices) > slots:
+                raise ServiceError(422, f"{len(c.slices)} slices; the RL policy was trained with at most {slots} "
+                                        "slices per cell", path=f"body.cells.{i}.slices")
+        last = [sl.last_period for c in req.cells for sl in c.slices]  # row-major over the mask, all set (above)
+        full = np.zeros((n, slots), dtype=bool)
+        full[:, :s] = mask
+
+        def grid(values: np.ndarray) -> np.ndarray:
+            out = np.zeros((n, slots), dtype=np.float64)
+            out[full] = values
+            return out
+
+        tp = grid(np.array([lp.throughput_mbps for lp in last]))
+        util = grid(np.array([lp.prb_util for lp in last]))
+        nbr = grid(np.array([lp.nbr_prb_util for lp in last]))
+        users = grid(users_now.astype(np.float64))
+        req_grid = np.where(full, grid(req_tp.astype(np.float64)), 1.0)
+        obs = build_observations(users, util, tp, full, full, req_grid, nbr)  # [N, 5 * slots]
+        shares = policy.allocate(obs, full)  # groups: contiguous blocks of the request's rows
+        return shares[:, :s], policy.version
 
     @staticmethod
     def _utility(model: QosEstimator, z: np.ndarray, mask: np.ndarray, shares: np.ndarray) -> np.ndarray:
@@ -325,9 +396,12 @@ class SlicingService:
         if self.model is None:
             detail.append(f"estimator failed to load: {self.load_error}" if self.load_error
                           else "estimator loading")
+        if self.rl_error is not None:
+            detail.append(f"RL checkpoint failed to load: {self.rl_error}")
         return {"ready": population and self.model is not None, "estimator": self.model is not None,
                 "population": population, "model_version": self.model_version,
-                "estimator_source": self.estimator_source, "detail": "; ".join(detail)}
+                "estimator_source": self.estimator_source,
+                "rl_version": None if self.rl_policy is None else self.rl_policy.version, "detail": "; ".join(detail)}
 
     async def cells(self, limit: int, offset: int) -> dict:
         ids, total = await asyncio.gather(self._call("cell_ids", limit, offset), self._call("n_cells"))

@@ -114,3 +114,40 @@ def test_neighbour_load_known_and_halo():
     mask = np.array([[True, True], [True, False]])
     nl = neighbour_load(nbr, known_ids, prb, mask, halo_ids=np.array([7]), halo_util=np.array([0.8]))
     np.testing.assert_allclose(nl, [[(0.6 + 0.4) / 2, (0.0 + 0.4) / 2], [0.2 / 2, 0.4 / 2]])
+
+
+def test_shares_to_action_inverts_the_masked_softmax():
+    from slicing.rl.features import ACTION_LIMIT, shares_to_action
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((50, 4)) < 0.7
+    mask[:, 0] = True
+    x = rng.dirichlet(np.ones(4), 50) * mask
+    x = x / x.sum(axis=1, keepdims=True)
+    x = np.where(mask, np.maximum(x, 0.02), 0.0)
+    x = x / x.sum(axis=1, keepdims=True)
+    logits = shares_to_action(x, mask)
+    assert np.all(np.abs(logits) <= ACTION_LIMIT)
+    np.testing.assert_allclose(action_to_shares(logits, mask), x, atol=1e-9)
+    assert np.all(logits[~mask] == 0.0)
+
+
+def test_timeline_mode_continues_the_run_and_records_every_period(scenario):
+    env = _env(scenario, timeline=True, record=True, episode_len=5)
+    rng = np.random.default_rng(0)
+    env.reset(seed=3)
+    assert env.sim.period == 1 and [r.period for r in env.records] == [0]  # warm-up period 0
+    for _ in range(5):
+        *_, trunc, _ = env.step(_actions(env, rng))
+    assert trunc["__all__"]
+    obs_before = env._obs_array()
+    obs, _ = env.reset()  # continues: no jump to a random day, no extra period
+    assert env.sim.period == 6
+    np.testing.assert_array_equal(np.stack(list(obs.values())), obs_before)
+    env.step(_actions(env, rng))
+    assert [r.period for r in env.records] == list(range(7))
+    rec = env.records[-1]
+    assert rec.r.shape == (6, env.n_slices) and np.all(rec.share.sum(axis=1) <= 1 + 1e-9)
+    # the recorded shares are the agents' masked softmax
+    plain = _env(scenario, episode_len=5)
+    assert not plain.timeline and plain.records == []

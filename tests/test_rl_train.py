@@ -93,3 +93,77 @@ def test_bench_rl_small(ray_session):
     res = bench_rl(cells=6, episodes=1, rllib_agent_steps=96, inference_cells=2000, log=lambda m: None)
     assert set(res) == {"env_agent_steps_per_s", "rllib_agent_steps_per_s", "inference_100k_s"}
     assert all(v > 0 for v in res.values())
+
+
+# ------------------------------------------------------------------------- scheme rl of POST /v1/allocate
+
+
+def _rl_service(ckpt: Path | None):
+    from slicing.models.qos_estimator import build_estimator
+    from slicing.service import SlicingService
+    from slicing.settings import ServiceSettings
+
+    svc = SlicingService(ServiceSettings(rl_checkpoint=ckpt), population_lookup=lambda: None)
+    svc._load_rl()
+    svc._set_model(build_estimator((16, 8), seed=1), "test")
+    return svc
+
+
+def test_service_rl_scheme_is_the_policy_on_request_observations(ppo_checkpoint):
+    from slicing.rl.features import build_observations
+    from slicing.rl.inference import RlPolicy
+    from slicing.serve_models import AllocateRequest
+    from slicing.serve_runner import random_cells
+
+    _, ckpt = ppo_checkpoint
+    svc = _rl_service(ckpt)
+    policy = RlPolicy.from_checkpoint(ckpt)
+    cells = random_cells(40, np.random.default_rng(4), (1, 4), last_period=True)
+    out = svc.allocate(AllocateRequest.model_validate({"scheme": "rl", "cells": cells}))
+    assert out["model_version"] == policy.version != svc.model_version
+    # the same observation built by hand, slot j = the request's j-th slice
+    n = len(cells)
+    mask = np.zeros((n, 4), dtype=bool)
+    grids = {k: np.zeros((n, 4)) for k in ("users", "util", "tp", "nbr")}
+    req = np.ones((n, 4))
+    for i, c in enumerate(cells):
+        for j, sl in enumerate(c["slices"]):
+            mask[i, j] = True
+            grids["users"][i, j] = sl["users_history"][-1]
+            grids["util"][i, j] = sl["last_period"]["prb_util"]
+            grids["tp"][i, j] = sl["last_period"]["throughput_mbps"]
+            grids["nbr"][i, j] = sl["last_period"]["nbr_prb_util"]
+            req[i, j] = sl["throughput_req_mbps"]
+    obs = build_observations(grids["users"], grids["util"], grids["tp"], mask, mask, req, grids["nbr"])
+    expect = policy.allocate(obs, mask)
+    for i, a in enumerate(out["allocations"]):
+        got = [s["share"] for s in a["slices"]]
+        assert got == pytest.approx(expect[i, : len(got)].tolist(), abs=1e-6)  # float32 request arrays
+        assert sum(got) <= 1 + 1e-9
+
+
+def test_service_rl_scheme_errors_name_the_field(ppo_checkpoint):
+    from slicing.serve_models import AllocateRequest
+    from slicing.serve_runner import random_cells
+    from slicing.service import ServiceError
+
+    _, ckpt = ppo_checkpoint
+    svc = _rl_service(ckpt)
+    cells = random_cells(2, np.random.default_rng(1), (2, 2), last_period=True)
+    del cells[1]["slices"][1]["last_period"]
+    with pytest.raises(ServiceError) as err:
+        svc.allocate(AllocateRequest.model_validate({"scheme": "rl", "cells": cells}))
+    assert err.value.status == 422 and err.value.path == "body.cells.1.slices.1.last_period"
+    five = random_cells(1, np.random.default_rng(2), (5, 5), last_period=True)
+    with pytest.raises(ServiceError) as err:
+        svc.allocate(AllocateRequest.model_validate({"scheme": "rl", "cells": five}))
+    assert err.value.status == 422 and err.value.path == "body.cells.0.slices" and "at most 4" in err.value.detail
+    no_rl = _rl_service(None)
+    ok = random_cells(1, np.random.default_rng(3), (2, 2), last_period=True)
+    with pytest.raises(ServiceError) as err:
+        no_rl.allocate(AllocateRequest.model_validate({"scheme": "rl", "cells": ok}))
+    assert err.value.status == 422 and err.value.path == "body.scheme" and "SLICING_RL_CHECKPOINT" in err.value.detail
+    broken = _rl_service(Path("/nonexistent/checkpoint"))
+    with pytest.raises(ServiceError) as err:
+        broken.allocate(AllocateRequest.model_validate({"scheme": "rl", "cells": ok}))
+    assert err.value.status == 422 and "failed to load" in err.value.detail

@@ -25,7 +25,7 @@ SCHEMES = ["idla", "traffic", "equal", "oracle"]
 
 
 @pytest.fixture(scope="module")
-def svc(ray_session):
+def svc(ray_session, tmp_path_factory):
     import ray
     from ray import serve
 
@@ -36,6 +36,11 @@ def svc(ray_session):
     sc = build_scenario({"name": "serve-test", "seed": 2, "topology": {"sites": 16},
                          "initial_slices": [1, 2, 4], "schedule": [{"at_fraction": 0.0, "add": [3],
                                                                     "cells_fraction": 0.5}]})
+    from slicing.rl.train import TrainSettings, train
+
+    # an untrained (0-iteration) PPO checkpoint: enough to serve scheme rl through the real loading path
+    rl_ckpt = train(sc, TrainSettings(algo="ppo", iterations=0, region=6, episode_len=4, hidden=(16,)),
+                    tmp_path_factory.mktemp("rl"))["checkpoint"]
     pop = start_population_actor(sc, 2, "idla", model)
     try:
         for _ in range(HISTORY):
@@ -43,10 +48,11 @@ def svc(ray_session):
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         deploy_app({"max_inflight_requests": 2, "max_cells_per_request": MAX_CELLS},
-                   env={"SLICING_API_TOKEN": TOKEN})
+                   env={"SLICING_API_TOKEN": TOKEN, "SLICING_RL_CHECKPOINT": rl_ckpt})
         base = f"http://127.0.0.1:{port}"
         wait_ready(base, timeout_s=120)
-        yield {"base": base, "pop": pop, "cells": sc.cells, "version": ray.get(pop.model_version.remote())}
+        yield {"base": base, "pop": pop, "cells": sc.cells, "version": ray.get(pop.model_version.remote()),
+               "rl_checkpoint": rl_ckpt}
     finally:
         serve.shutdown()
         try:
@@ -175,6 +181,24 @@ def test_invalid_allocate_is_422_naming_the_json_path(svc, case: str) -> None:
     assert path in paths, paths
     if case == "duplicate_snssai":
         assert "duplicate S-NSSAI" in r.json()["detail"][0]["msg"]
+
+
+def test_allocate_rl_scheme_with_checkpoint_version(svc) -> None:
+    from slicing.rl.inference import RlPolicy
+
+    body = {"scheme": "rl", "cells": random_cells(20, np.random.default_rng(8), (1, 4), last_period=True)}
+    r = post(svc, "/v1/allocate", body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["model_version"] == RlPolicy.from_checkpoint(svc["rl_checkpoint"]).version != svc["version"]
+    for cell, a in zip(body["cells"], out["allocations"], strict=True):
+        assert [s["snssai"] for s in a["slices"]] == [s["snssai"] for s in cell["slices"]]
+        assert sum(s["share"] for s in a["slices"]) <= 1 + 1e-9
+    assert get(svc, "/readyz").json()["rl_version"] == out["model_version"]
+    del body["cells"][2]["slices"][0]["last_period"]
+    r = post(svc, "/v1/allocate", body)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["path"] == "body.cells.2.slices.0.last_period"
 
 
 def test_too_many_cells_is_413(svc) -> None:

@@ -6,6 +6,9 @@
   H1  next h1_fraction: every scheme allocates online from the same H0 end state (same traffic realisation).
   H2  the rest: the scenario's schedule adds a slice (idla.yaml: slice 3 at 60 %); IDLA keeps the same estimator.
 
+Scheme ``drl`` (``slicing/rl/drl.py``, RLlib) is the paper's DRL baseline: its cell-wise agents are in control
+from period 0, explore in H0, train online from H1, and are scored on the same H1/H2 periods.
+
 Every scheme sees the same random traffic (counter RNG), so differences are the schemes' alone.
 """
 
@@ -40,6 +43,7 @@ class Trace:
     share_sum: list[np.ndarray] = field(default_factory=list)
 
     def add(self, rep: KpiReport, req_mbps: np.ndarray) -> None:
+        """Append one period (a ``KpiReport``, or any record with r, mask, throughput_mbps and share)."""
         self.r.append(rep.r)
         self.mask.append(rep.mask)
         self.tput_ratio.append(np.where(rep.mask, rep.throughput_mbps / req_mbps, np.nan))
@@ -126,6 +130,21 @@ def run_scheme(name: str, model: QosEstimator, sim: Simulator, history: History,
     return trace
 
 
+DRL = "drl"  # the RLlib DRL baseline: not a per-period allocator, it runs its own online training loop
+
+
+def run_drl_trace(scenario: Scenario, h0_end: int, progress: Progress | None = None) -> Trace:
+    """The ``drl`` scheme's trace of periods h0_end .. steps - 1 (imports RLlib)."""
+    from slicing.rl.drl import run_drl
+
+    req = np.array([s.throughput_req_mbps for s in scenario.slices], dtype=np.float64)
+    trace = Trace()
+    for rec in run_drl(scenario, h0_end, progress):
+        if rec.period >= h0_end:
+            trace.add(rec, req)
+    return trace
+
+
 def evaluate(scenario: Scenario, schemes: list[str], progress: Progress | None = None,
              train_progress: Callable[[int, float], None] | None = None) -> EvaluationResult:
     h0_end, h1_end = phase_bounds(scenario)
@@ -136,6 +155,9 @@ def evaluate(scenario: Scenario, schemes: list[str], progress: Progress | None =
                                     seed=scenario.seed, progress=train_progress)
     traces = {}
     for name in schemes:
+        if name == DRL:
+            traces[name] = run_drl_trace(scenario, h0_end, progress)
+            continue
         s, h = copy.deepcopy(sim), copy.deepcopy(history)
         traces[name] = run_scheme(name, model, s, h, warm.copy(), scenario, progress)
     return EvaluationResult(scenario, h0_end, h1_end, report, model, h0_trace, traces)

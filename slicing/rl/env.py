@@ -9,6 +9,10 @@
 - Episodes: ``episode_len`` periods (default one day, 96), starting at midnight of a random day within the
   scenario's run (drawn from the env's RNG; ``reset(seed=...)`` makes the episode reproducible), after one
   warm-up period under the traffic-proportional baseline that gives the first observation.
+- Timeline mode (``timeline=True``, used by the ``drl`` scheme of ``slicing evaluate``): the env is one run of the
+  scenario from period 0 (one warm-up period, then the agents), and ``reset`` after a truncated episode continues
+  where the last one stopped instead of jumping to a random day. ``record=True`` keeps every simulated period's
+  KPIs of the region's cells in ``records`` (``PeriodRecord``).
 
 Surroundings. The simulator covers the region plus its out-of-region interferers (the "ring"). Ring cells are
 allocated by the traffic-proportional baseline; the ring's own outside neighbours are fed the mean load of the
@@ -19,6 +23,7 @@ out-of-shard neighbours contribute their halo load instead; see ``features.py``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -33,6 +38,17 @@ from slicing.sim.topology import build_geometry
 from slicing.sim.traffic import PERIODS_PER_DAY
 
 REWARDS = ("min", "sum_log")
+
+
+@dataclass(frozen=True)
+class PeriodRecord:
+    """One simulated period of the region's cells (timeline recording): [N, S] arrays, ``share`` what was applied."""
+
+    period: int
+    r: np.ndarray
+    mask: np.ndarray
+    throughput_mbps: np.ndarray
+    share: np.ndarray
 
 
 def agent_id(cell_id: int) -> str:
@@ -55,7 +71,7 @@ def region_cells(scenario: Scenario, cell_ids=None, region: int | None = None, s
 
 class CellSlicingEnv(MultiAgentEnv):
     """See module docstring. ``config`` keys: scenario (dict or Scenario), cell_ids | region (+ region_start),
-    seed, reward ("min" | "sum_log"), episode_len (96)."""
+    seed, reward ("min" | "sum_log"), episode_len (96), timeline (False), record (False)."""
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -86,6 +102,9 @@ class CellSlicingEnv(MultiAgentEnv):
         self._rng = np.random.default_rng(cfg.get("seed"))
         self._t = 0
         self._report = None
+        self.timeline = bool(cfg.get("timeline", False))
+        self.record = bool(cfg.get("record", False))
+        self.records: list[PeriodRecord] = []
 
     # -- helpers --------------------------------------------------------------------------------------------
     def _halo(self) -> np.ndarray | None:
@@ -123,14 +142,23 @@ class CellSlicingEnv(MultiAgentEnv):
         return shares
 
     # -- gym API --------------------------------------------------------------------------------------------
+    def _sim_step(self, shares: np.ndarray, halo: np.ndarray | None):
+        rep = self.sim.step(shares, halo)
+        if self.record:
+            rows = self._rows
+            self.records.append(PeriodRecord(rep.period, rep.r[rows], rep.mask[rows], rep.throughput_mbps[rows],
+                                             rep.share[rows]))
+        return rep
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        day = int(self._rng.integers(0, self.days))
-        self.sim.load_state_dict({"period": day * PERIODS_PER_DAY,
-                                  "cell_util": np.full(len(self.sim.cell_ids), INITIAL_UTIL),
-                                  "backlog_mbit": np.zeros((len(self.sim.cell_ids), self.n_slices))})
-        self._report = self.sim.step(self._baseline(), self._halo_first())  # warm-up period
+        if not (self.timeline and self._report is not None):  # timeline mode continues after the first reset
+            day = 0 if self.timeline else int(self._rng.integers(0, self.days))
+            self.sim.load_state_dict({"period": day * PERIODS_PER_DAY,
+                                      "cell_util": np.full(len(self.sim.cell_ids), INITIAL_UTIL),
+                                      "backlog_mbit": np.zeros((len(self.sim.cell_ids), self.n_slices))})
+            self._report = self._sim_step(self._baseline(), self._halo_first())  # warm-up period
         self._t = 0
         self.agents = list(self.possible_agents)
         return self._obs_dict(self._obs_array()), {a: {} for a in self.possible_agents}
@@ -140,7 +168,7 @@ class CellSlicingEnv(MultiAgentEnv):
 
     def step(self, action_dict: dict[str, np.ndarray]):
         shares = self.shares_from_actions(action_dict)
-        rep = self.sim.step(shares, self._halo())
+        rep = self._sim_step(shares, self._halo())
         self._report = rep
         self._t += 1
         r, m = rep.r[self._rows], rep.mask[self._rows]  # [N, S]
