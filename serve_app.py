@@ -7,7 +7,8 @@ Run it:
   ``args``, any ``ServiceSettings`` field except ``api_token``) on a cluster where a population actor runs.
 
 Endpoints (README.md, "HTTP service and clusters"): ``GET /healthz``, ``GET /readyz``, ``POST /v1/allocate``,
-``GET /v1/cells``, ``GET /v1/cells/{cell_id}/allocation``, ``POST /v1/kpis``, ``GET /openapi.json``.
+``GET /v1/cells``, ``GET /v1/cells/{cell_id}/allocation``, ``POST /v1/kpis``, ``GET /v1/agents``,
+``POST /v1/transfer`` (the ``slicing-transfer`` actor, ``slicing/runtime/transfer_service.py``), ``GET /openapi.json``.
 
 Errors: 422 ``{"detail": [{"path": "body.cells.0.slices.1.users_history", "msg", "type"}]}``; 404 unknown cell;
 413 more cells than ``max_cells_per_request``; 401 bearer token; 503 + ``Retry-After`` on overload, while the
@@ -31,6 +32,7 @@ from ray.serve.config import BackpressureConfig
 
 from slicing import service as svc_mod
 from slicing.serve_models import (
+    AgentsPage,
     AllocateRequest,
     AllocateResponse,
     CellsPage,
@@ -40,6 +42,8 @@ from slicing.serve_models import (
     KpiIngestResponse,
     PopulationAllocation,
     Readiness,
+    TransferRequest,
+    TransferResponse,
     ValidationErrorBody,
 )
 from slicing.service import ServiceError, SlicingService, check_token, ingest_error_detail
@@ -183,6 +187,19 @@ class SlicingIngress:
               responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
     async def kpis(self, body: KpiIngest) -> dict:
         return await self.svc.ingest(body)
+
+    @api.get("/v1/agents", response_model=AgentsPage, summary="the transfer service's registry of trained agents",
+             responses=ERRORS)
+    async def agents(self) -> dict:
+        return await self.svc.agents()
+
+    @api.post("/v1/transfer", response_model=TransferResponse, status_code=202,
+              dependencies=[Depends(_ingest_auth)],
+              summary="rank the sources for new target cells and start a transfer (bearer token); the new agent "
+                      "is listed by GET /v1/agents, status training -> ready",
+              responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
+    async def transfer(self, body: TransferRequest) -> JSONResponse:
+        return JSONResponse(await self.svc.transfer(body), status_code=202)
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:

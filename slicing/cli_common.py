@@ -44,11 +44,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input: reported in one line, exit code 2, no traceback."""
     from slicing.data.parquet import DataFileError
     from slicing.models.qos_estimator import EstimatorFileError
+    from slicing.models.vae import VaeFileError
     from slicing.optim.schemes import UnknownSchemeError
+    from slicing.runtime.transfer_service import TransferError
     from slicing.sim.traffic import TraceError
     from slicing.sweeps.spec import SweepFileError
 
-    return ScenarioError, DataFileError, EstimatorFileError, UnknownSchemeError, TraceError, SweepFileError
+    return (ScenarioError, DataFileError, EstimatorFileError, UnknownSchemeError, TraceError, SweepFileError,
+            TransferError, VaeFileError)
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:

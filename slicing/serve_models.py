@@ -169,3 +169,53 @@ class ValidationErrorBody(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+# ------------------------------------------------------------------------------ transfer service (issue 5)
+
+
+AgentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class TransferRequest(_Request):
+    target: AgentName = Field(description="name of the new (target) agent")
+    cells: list[Annotated[int, Field(ge=0)]] = Field(min_length=1, max_length=100_000,
+                                                     description="the target's cell ids (global integer ids)")
+    source: AgentName | None = Field(default=None, description="source agent; default: the nearest in the VAE "
+                                                               "latent space")
+    strategy: Literal["model", "instance", "integrated", "feature"] = Field(
+        default="integrated", description="model | instance | integrated (both, the paper's) | feature")
+    iterations: int = Field(default=10, ge=1, le=10_000, description="RLlib training iterations of the target")
+    method: Literal["mean", "kl"] = Field(default="mean", description="latent distance: mean (Lemma 1) | kl")
+
+
+class RankedSource(BaseModel):
+    source: str
+    distance: float
+
+
+class AgentInfo(BaseModel):
+    name: str
+    cells: list[int]
+    checkpoint: str | None
+    status: str = Field(description="ready | training | failed")
+    source: str | None = None
+    strategy: str | None = None
+    distance: float | None = None
+    early_reward: float | None = None
+    final_reward: float | None = None
+    error: str | None = None
+    obs_dim: int | None = None
+
+
+class AgentsPage(BaseModel):
+    agents: list[AgentInfo]
+
+
+class TransferResponse(BaseModel):
+    target: str
+    source: str
+    strategy: str
+    iterations: int
+    ranking: list[RankedSource]
+    agent: AgentInfo

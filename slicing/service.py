@@ -384,6 +384,47 @@ class SlicingService:
                 raise cause from None  # e.g. UnknownCell (a KeyError), a ValueError naming the bad record
             raise
 
+    # ------------------------------------------------------------------------------------ transfer service
+
+    async def _transfer_call(self, method: str, timeout_s: float, **kwargs: Any) -> Any:
+        """Call the TransferService actor (``slicing-transfer``); 503 if it is not running, 422 for its
+        TransferError (naming the field), 503 + Retry-After on timeout."""
+        import ray
+
+        from slicing.runtime.transfer_service import get_transfer_actor
+
+        retry = self.settings.retry_after_s
+        try:
+            actor = get_transfer_actor()
+        except Exception:  # noqa: BLE001 - not started
+            raise unavailable("transfer service not running (start it with `slicing transfer` or "
+                              "slicing.runtime.transfer_service.start_transfer_actor)", retry) from None
+        ref = getattr(actor, method).remote(**kwargs)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout_s)
+        except TimeoutError:
+            raise unavailable(f"transfer service did not answer {method} within {timeout_s:g} s", retry) from None
+        except ray.exceptions.RayActorError:
+            raise unavailable("transfer service unavailable", retry) from None
+        except Exception as err:  # noqa: BLE001
+            cause = _cause(err)
+            if isinstance(cause, ValueError):
+                msg = str(cause)
+                field_name, sep, rest = msg.partition(":")
+                path = "body." + field_name.strip().replace(" ", "_") if sep and " " not in field_name.strip() \
+                    else "body"
+                raise ServiceError(422, rest.strip() if sep else msg, path=path) from None
+            raise
+
+    async def agents(self) -> dict:
+        return {"agents": await self._transfer_call("agents", self.settings.population_timeout_s)}
+
+    async def transfer(self, body) -> dict:
+        """Start a transfer in the background: the ranking and the new agent's record (status ``training``)."""
+        return await self._transfer_call(
+            "transfer", max(self.settings.population_timeout_s, 300.0), target=body.target, cells=body.cells,
+            source=body.source, strategy=body.strategy, iterations=body.iterations, method=body.method, wait=False)
+
     async def readiness(self) -> dict:
         population = False
         detail = []
