@@ -386,7 +386,7 @@ class SlicingService:
 
     # ------------------------------------------------------------------------------------ transfer service
 
-    async def _transfer_call(self, method: str, timeout_s: float, **kwargs: Any) -> Any:
+    async def _transfer_call(self, actor_method: str, timeout_s: float, **kwargs: Any) -> Any:
         """Call the TransferService actor (``slicing-transfer``); 503 if it is not running, 422 for its
         TransferError (naming the field), 503 + Retry-After on timeout."""
         import ray
@@ -399,11 +399,12 @@ class SlicingService:
         except Exception:  # noqa: BLE001 - not started
             raise unavailable("transfer service not running (start it with `slicing transfer` or "
                               "slicing.runtime.transfer_service.start_transfer_actor)", retry) from None
-        ref = getattr(actor, method).remote(**kwargs)
+        ref = getattr(actor, actor_method).remote(**kwargs)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout_s)
         except TimeoutError:
-            raise unavailable(f"transfer service did not answer {method} within {timeout_s:g} s", retry) from None
+            raise unavailable(f"transfer service did not answer {actor_method} within {timeout_s:g} s",
+                              retry) from None
         except ray.exceptions.RayActorError:
             raise unavailable("transfer service unavailable", retry) from None
         except Exception as err:  # noqa: BLE001

@@ -52,7 +52,7 @@ def svc(ray_session, tmp_path_factory):
         base = f"http://127.0.0.1:{port}"
         wait_ready(base, timeout_s=120)
         yield {"base": base, "pop": pop, "cells": sc.cells, "version": ray.get(pop.model_version.remote()),
-               "rl_checkpoint": rl_ckpt}
+               "rl_checkpoint": rl_ckpt, "scenario": sc}
     finally:
         serve.shutdown()
         try:
@@ -199,6 +199,44 @@ def test_allocate_rl_scheme_with_checkpoint_version(svc) -> None:
     r = post(svc, "/v1/allocate", body)
     assert r.status_code == 422
     assert r.json()["detail"][0]["path"] == "body.cells.2.slices.0.last_period"
+
+
+def test_agents_and_transfer_over_http(svc, tmp_path) -> None:
+    from slicing.runtime.transfer_service import start_transfer_actor, stop_transfer_actor
+    from slicing.transfer.strategies import pretrain_source
+
+    sc = svc["scenario"]
+    src = pretrain_source(sc, [0, 1, 2], tmp_path / "src", iterations=1, episode_len=8, hidden=(16,))
+    handle = start_transfer_actor(sc, tmp_path / "registry", episodes=1, episode_len=8, iterations=1, vae_epochs=10)
+    try:
+        import ray
+
+        ray.get(handle.register.remote("A", [0, 1, 2], src["checkpoint"], src["transitions"]))
+        r = get(svc, "/v1/agents")
+        assert r.status_code == 200 and [a["name"] for a in r.json()["agents"]] == ["A"]
+        body = {"target": "T", "cells": [0, 1, 2], "strategy": "model", "iterations": 1}
+        assert post(svc, "/v1/transfer", body).status_code == 401
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        r = post(svc, "/v1/transfer", body | {"source": "nobody"}, headers=auth)
+        assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.source"
+        r = post(svc, "/v1/transfer", body | {"cells": [0, 9999]}, headers=auth)
+        assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.cells"
+        r = post(svc, "/v1/transfer", body | {"strategy": "magic"}, headers=auth)
+        assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.strategy"
+        r = post(svc, "/v1/transfer", body, headers=auth)
+        assert r.status_code == 202, r.text
+        out = r.json()
+        assert out["source"] == "A" and out["ranking"][0]["source"] == "A" and out["agent"]["status"] == "training"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            agents = {a["name"]: a for a in get(svc, "/v1/agents").json()["agents"]}
+            if agents["T"]["status"] != "training":
+                break
+            time.sleep(1.0)
+        assert agents["T"]["status"] == "ready", agents["T"]["error"]
+        assert agents["T"]["source"] == "A" and agents["T"]["checkpoint"]
+    finally:
+        stop_transfer_actor()
 
 
 def test_too_many_cells_is_413(svc) -> None:

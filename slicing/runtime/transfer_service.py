@@ -299,7 +299,7 @@ class TransferService:
                   "obs_dim": src.obs_dim}
         try:
             out = transfer_train(self.scenario, rec.cells, rec.strategy, source, iterations, self.seed,
-                                 self.root / "agents" / rec.name)
+                                 self.root / "agents" / rec.name, episode_len=self.episode_len)
             rec.checkpoint = str(out["checkpoint"])
             rec.early_reward = out.get("early_reward")
             rec.final_reward = out.get("final_reward")
