@@ -356,31 +356,47 @@ def experiment_safety_cmd(
     scenario: ScenarioOpt = None,
     overrides: SetOpt = None,
     cells: int = typer.Option(12, min=1, help="region size: cells 0..N-1 (capped at the scenario's cells)"),
-    iterations: int = typer.Option(120, min=1, help="PPO iterations (one day of the region each), one multiplier "
-                                                    "update per iteration"),
+    iterations: int = typer.Option(100, min=2, help="PPO iterations per run (one day of the region each), one "
+                                                    "multiplier update per iteration"),
+    warmup: int = typer.Option(5, min=1, help="first iterations, identical in both runs and left out of the "
+                                              "headline, whose transitions train the first predictor"),
+    refit_every: int = typer.Option(5, "--refit-every", min=1, help="refit the predictor every N iterations"),
     eval_days: int = typer.Option(5, "--eval-days", min=1, help="held-out days (the last days of the run)"),
-    threshold: float = typer.Option(0.9, min=0.0, max=1.0, help="switch to the baseline when P(violation) > P"),
+    threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="switch to the baseline when P(violation) > P"),
     target: float = typer.Option(0.05, min=0.0, max=1.0, help="constraint: violation rate <= TARGET"),
-    out: Path = typer.Option(Path("out/safety"), "--out", help="folder for safety.png, summary.json, checkpoint"),
+    switch_penalty: bool = typer.Option(True, "--switch-penalty/--no-switch-penalty",
+                                        help="charge the agent c = 1 in its reward where it was switched"),
+    out: Path = typer.Option(Path("out/safety"), "--out", help="folder for safety.png, summary.json, checkpoints"),
     json_out: JsonOpt = False,
 ) -> None:
-    """Safe DRL (paper 003): Lagrangian PPO + baseline switching via a violation predictor; with vs without.
+    """Safe DRL (paper 003): Lagrangian PPO learning online without vs with baseline switching (Fig. 4b).
 
-    Without --scenario: scenarios/idla.yaml (else the defaults) at traffic.load_scale=0.4, where the traffic
-    baseline rarely violates (the paper's premise); --set overrides apply after that.
+    Two runs of the same agent, same seeds and traffic days; the headline is each run's violation rate over its
+    online learning (after the shared warm-up). Without --scenario: scenarios/idla.yaml (else the defaults) at
+    traffic.load_scale=0.4, where the traffic baseline rarely violates (the paper's premise); --set overrides
+    apply after that. Set PYTHONHASHSEED (e.g. 0) to repeat a run exactly.
     """
-    from slicing.rl.safety import DEFAULT_OVERRIDES, SafetySettings, run_safety_experiment
+    import os
 
+    from slicing.rl.safety import DEFAULT_OVERRIDES, SafetySettings, run_safety_experiment
+    from slicing.sim.traffic import PERIODS_PER_DAY
+
+    if warmup >= iterations:
+        raise typer.BadParameter(f"--warmup {warmup}: must be < --iterations ({iterations})")
     if scenario is None:
         default_file = Path("scenarios/idla.yaml")
         sc = load(default_file if default_file.is_file() else None, DEFAULT_OVERRIDES + list(overrides or []))
     else:
         sc = load(scenario, overrides)
-    days = -(-sc.steps // 96)
+    days = -(-sc.steps // PERIODS_PER_DAY)
     if eval_days >= days:
         raise typer.BadParameter(f"--eval-days {eval_days}: must leave training days (the run has {days} days)")
-    settings = SafetySettings(cells=cells, iterations=iterations, eval_days=eval_days, threshold=threshold,
-                              target=target, seed=sc.seed)
+    if os.environ.get("PYTHONHASHSEED") is None:
+        typer.echo("note: PYTHONHASHSEED is unset; RLlib orders agents through Python sets, so this run repeats "
+                   "exactly only with e.g. PYTHONHASHSEED=0", err=True)
+    settings = SafetySettings(cells=cells, iterations=iterations, warmup=warmup, refit_every=refit_every,
+                              eval_days=eval_days, threshold=threshold, target=target,
+                              switch_penalty=switch_penalty, seed=sc.seed)
     with progress_bar() as bar:
         tasks: dict[str, int] = {}
 
@@ -392,25 +408,30 @@ def experiment_safety_cmd(
         res = run_safety_experiment(sc, settings, out, progress=show)
     from rich.table import Table
 
-    table = Table(title=f"safe DRL, {settings.cells} cells, held-out days {res['eval_days']}, threshold {threshold:g}")
-    for col in ("policy", "violation rate", "mean min r", "switch rate"):
-        table.add_column(col, justify="left" if col == "policy" else "right")
-    early = res["early"]
-    rows = [("final, deterministic", res), ("final, exploring", res["exploring"]),
-            (f"iteration {early['iteration']}, deterministic", early),
-            (f"iteration {early['iteration']}, exploring", early["exploring"])]
-    for name, block in rows:
-        vr, mr = block["violation_rate"], block["mean_reward"]
-        table.add_row(f"{name}", f"{vr['without_switching']:.4f}", f"{mr['without_switching']:.4f}", "-")
-        table.add_row(f"{name} + switching", f"{vr['with_switching']:.4f}", f"{mr['with_switching']:.4f}",
-                      f"{block['switch_rate']:.4f}")
-    table.add_row("traffic-proportional baseline", f"{res['baseline']['violation_rate']:.4f}",
-                  f"{res['baseline']['mean_reward']:.4f}", "1")
+    table = Table(title=f"safe DRL, {settings.cells} cells, threshold {threshold:g}: online learning (iterations "
+                        f"{warmup + 1}-{iterations}) and final policies on held-out days {res['eval_days']}")
+    for col in ("phase", "violation rate", "mean min r", "switch rate", "final lambda"):
+        table.add_column(col, justify="left" if col == "phase" else "right")
+    final = res["final_policy"]
+    for run in ("without_switching", "with_switching"):
+        sw = f"{res['switch_rate']:.4f}" if run == "with_switching" else "-"
+        table.add_row(f"online, {run.replace('_', ' ')}", f"{res['violation_rate'][run]:.4f}",
+                      f"{res['mean_reward'][run]:.4f}", sw, f"{res['lambda_final'][run]:.3f}")
+    for run in ("without_switching", "with_switching"):
+        sw = f"{final['switch_rate']:.4f}" if run == "with_switching" else "-"
+        table.add_row(f"final policy, {run.replace('_', ' ')}", f"{final['violation_rate'][run]:.4f}",
+                      f"{final['mean_reward'][run]:.4f}", sw, "")
+    for name, label in (("switching_run_unshielded", "final policy of the switching run, unshielded"),
+                        ("baseline", "traffic-proportional baseline")):
+        table.add_row(label, f"{final[name]['violation_rate']:.4f}", f"{final[name]['mean_reward']:.4f}",
+                      "1" if name == "baseline" else "-", "")
     console.print(table)
-    console.print(f"lambda {res['lambda_final']:.3f} after {iterations} iterations (training violation rate "
-                  f"{res['train_violation_rate_last']:.3f}, target {target:g}); predictor held-out accuracy "
-                  f"{res['predictor_accuracy']:.3f} (majority class {res['predictor_majority_accuracy']:.3f}), AUC "
-                  f"{res['predictor_auc']:.3f} on {res['predictor_samples']} transitions; plot {res['plot']}")
+    pred = res["predictor"]
+    console.print(f"warm-up ({warmup} iterations, shared): violation rate {res['warmup']['violation_rate']:.3f}; "
+                  f"predictor refit {pred['refits']} times, last on {pred.get('samples', 0)} transitions: held-out "
+                  f"accuracy {pred.get('accuracy', float('nan')):.3f} (majority class "
+                  f"{pred.get('majority_accuracy', float('nan')):.3f}), AUC {pred.get('auc', float('nan')):.3f}; "
+                  f"plot {res['plot']}")
     emit_json(json_out, res)
 
 # ---------------------------------------------------------------------------- experiment imitation (paper 003)
@@ -606,6 +627,91 @@ def _print_ranking(ranking: list[dict]) -> None:
     for k, r in enumerate(ranking, 1):
         console.print(f"  {k}. {r['source']:<20} distance {r['distance']:.5g}")
 
+
+# ----------------------------------------------------------------------------- experiment transfer (paper 002)
+
+# (slicing experiment transfer: see slicing/transfer/experiment.py)
+
+
+@experiment_app.command("transfer")
+@guarded
+def experiment_transfer_cmd(
+    scenario: ScenarioOpt = None,
+    overrides: SetOpt = None,
+    iterations: int = typer.Option(8, min=1, help="SAC iterations of every target run (scratch and transfers)"),
+    early: int = typer.Option(3, min=1, help="first iterations averaged into the early reward (the gain)"),
+    pretrain_iterations: int = typer.Option(12, "--pretrain-iterations", min=1, help="SAC iterations per source"),
+    sources: int = typer.Option(4, min=2, max=4, help="source agents (groups src_1..src_N)"),
+    strategies: str = typer.Option("model,instance,integrated,feature", help="comma-separated transfer strategies "
+                                   "compared from the nearest source (integrated is always run)"),
+    episode_len: int = typer.Option(96, "--episode-len", min=1, help="periods per episode (96 = one day)"),
+    sample_episodes: int = typer.Option(2, "--sample-episodes", min=1, help="default-action episodes per agent "
+                                                                            "for the VAE"),
+    out: Path = typer.Option(Path("out/transfer"), "--out", help="folder: plots, summary.json, checkpoints"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Similarity-guided transfer (paper 002): rank 4 pre-trained sources by VAE distance, transfer to a new group.
+
+    Without --scenario: scenarios/idla.yaml at topology.sites=5 (15 cells: 4 source groups + the target group,
+    made heterogeneous by the experiment's cell classes unless the scenario defines its own cell_classes).
+    """
+    from slicing.transfer.experiment import heterogeneous, run_transfer_experiment
+    from slicing.transfer.strategies import STRATEGIES
+
+    names = [n.strip() for n in strategies.split(",") if n.strip()]
+    bad = [n for n in names if n not in STRATEGIES]
+    if bad or not names:
+        raise typer.BadParameter(f"--strategies {strategies!r}: choose from {list(STRATEGIES)}")
+    names = list(dict.fromkeys([*names, "integrated"]))
+    if early > iterations:
+        raise typer.BadParameter(f"--early {early}: must be <= --iterations ({iterations})")
+    if scenario is None and Path("scenarios/idla.yaml").is_file():
+        scenario = Path("scenarios/idla.yaml")
+        overrides = ["topology.sites=5", *(overrides or [])]
+    sc = load(scenario, overrides)
+    try:
+        heterogeneous(sc)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    with progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def show(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        res = run_transfer_experiment(sc, out, iterations=iterations, early=early, seed=sc.seed, progress=show,
+                                      pretrain_iterations=pretrain_iterations, sources=sources, strategies=names,
+                                      episode_len=episode_len, sample_episodes=sample_episodes)
+    _print_transfer(res)
+    emit_json(json_out, res)
+
+
+def _print_transfer(res: dict) -> None:
+    from rich.table import Table
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:+.4f}"
+
+    table = Table(title=f"sources ranked by latent distance to the target (early = first {res['early_iterations']} "
+                        f"of {res['iterations']} iterations)")
+    for col in ("source", "distance", "integrated TL gain", "iterations to 95% of scratch's final"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for row in res["ranking"]:
+        n = row["source"]
+        table.add_row(n, f"{row['distance']:.4f}", fmt(res["source_gains"][n]),
+                      str(res["iterations_to_95pct_scratch_final"].get(f"integrated_{n}") or "-"))
+    console.print(table)
+    console.print("strategies from the nearest source (gain over scratch): "
+                  + ", ".join(f"{k} {fmt(v)}" for k, v in res["strategies"].items()))
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    console.print(f"scratch early {num(res['early_reward']['scratch'])}, final {num(res['final_reward']['scratch'])} "
+                  f"(95% of it reached at iteration {res['iterations_to_95pct_scratch_final']['scratch'] or '-'}); "
+                  f"traffic baseline {num(res['baseline_reward'])}; Spearman(distance, gain) "
+                  f"{res['spearman_distance_gain']}; plots {res['plots']['curves']}, {res['plots']['distance_gain']}")
 
 # ------------------------------------------------------------------------------------------ HTTP service (v1)
 

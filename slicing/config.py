@@ -173,6 +173,32 @@ class DrlConfig(Strict):
     reward: Literal["min", "sum_log"] = Field(default="min", description="the paper's: min over slices of r")
 
 
+class CellClass(Strict):
+    """A class ("label") of cells with its own traffic volume and slice mix: a heterogeneous network.
+
+    Members: ``cells`` (global ids) or ``fraction`` (a share of the cells not listed by any class, drawn per
+    global cell id by the counter RNG; classes with a fraction take consecutive intervals of one uniform draw).
+    ``load_scale`` multiplies every slice's users (and so its offered traffic) in the member cells;
+    ``slice_load[id]`` multiplies slice ``id``'s users on top of it (a different slice mix)."""
+
+    name: str = Field(min_length=1, description="label of the class (used in outputs)")
+    cells: tuple[int, ...] | None = Field(default=None, description="global cell ids of the class")
+    fraction: float | None = Field(default=None, gt=0, le=1, description="share of the unlisted cells instead")
+    load_scale: float = Field(default=1.0, gt=0, le=20, description="multiplies the cells' traffic volume")
+    slice_load: dict[int, float] = Field(default_factory=dict, description="slice id -> users multiplier")
+
+    @model_validator(mode="after")
+    def _members(self) -> CellClass:
+        if (self.cells is None) == (self.fraction is None):
+            raise ValueError(f"cell class {self.name!r}: give exactly one of cells or fraction")
+        if self.cells is not None and len(set(self.cells)) != len(self.cells):
+            raise ValueError(f"cell class {self.name!r}: cells must be unique")
+        bad = {k: v for k, v in self.slice_load.items() if not 0 <= v <= 20}
+        if bad:
+            raise ValueError(f"cell class {self.name!r}: slice_load values must be in [0, 20], got {bad}")
+        return self
+
+
 class Scenario(Strict):
     """A simulated network and the experiment run on it."""
 
@@ -191,6 +217,33 @@ class Scenario(Strict):
     estimator: EstimatorConfig = EstimatorConfig()
     idla: IdlaConfig = IdlaConfig()
     drl: DrlConfig = DrlConfig()
+    cell_classes: tuple[CellClass, ...] = Field(default=(), description="heterogeneous cells: load and slice mix "
+                                                                         "per class of cells")
+
+    @model_validator(mode="after")
+    def _cell_classes(self) -> Scenario:
+        owner: dict[int, str] = {}
+        known = {s.id for s in self.slices}
+        total_fraction = 0.0
+        names = [c.name for c in self.cell_classes]
+        if len(set(names)) != len(names):
+            raise ValueError("cell_classes: names must be unique")
+        for i, c in enumerate(self.cell_classes):
+            key = f"cell_classes.{i} ({c.name!r})"
+            for cell in c.cells or ():
+                if not 0 <= cell < self.cells:
+                    raise ValueError(f"{key}.cells: cell id {cell} out of range [0, {self.cells})")
+                if cell in owner:
+                    raise ValueError(f"{key}.cells: cell {cell} is already in class {owner[cell]!r}; a cell "
+                                     "belongs to at most one class")
+                owner[cell] = c.name
+            unknown = sorted(set(c.slice_load) - known)
+            if unknown:
+                raise ValueError(f"{key}.slice_load: unknown slice ids {unknown}; the catalogue has {sorted(known)}")
+            total_fraction += c.fraction or 0.0
+        if total_fraction > 1 + 1e-9:
+            raise ValueError(f"cell_classes: the fractions sum to {total_fraction:g}; they must sum to <= 1")
+        return self
 
     @model_validator(mode="after")
     def _slice_ids(self) -> Scenario:

@@ -33,6 +33,7 @@ class TrainSettings:
     groups: int = 1
     iterations: int = 5
     region: int | None = None  # cells in the region (contiguous ids from 0); None = all cells of the scenario
+    cell_ids: tuple[int, ...] | None = None  # explicit global cell ids of the region (overrides ``region``)
     episode_len: int = 96
     reward: str = "min"
     seed: int = 0
@@ -72,7 +73,7 @@ def build_config(scenario: Scenario, s: TrainSettings):
 
     if s.algo not in ALGOS:
         raise ValueError(f"algo: {s.algo!r}; choose from {list(ALGOS)}")
-    cells = region_cells(scenario, region=s.region)
+    cells = region_cells(scenario, s.cell_ids, region=s.region)
     mapping = agent_to_module(cells, s.groups)
     modules = sorted(set(mapping.values()), key=lambda m: int(m.split("_")[1]))
     env_config = {"scenario": scenario.model_dump(mode="json"), "cell_ids": cells.tolist(), "seed": s.seed,

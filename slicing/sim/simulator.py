@@ -1,7 +1,8 @@
 """One O&M period of a population of cells, vectorised over [cells, slices].
 
 Per period t and (cell c, slice s), given the allocation x[c, s] (an upper bound on the slice's PRB budget):
-  users     v = users_peak * scale_c * activity_s(t + phase_c) * lognormal noise            (traffic.py)
+  users     v = users_peak * scale_c * class_cs * activity_s(t + phase_c) * lognormal noise  (traffic.py)
+            class_cs = the cell's class load_scale * slice_load[s] (``Scenario.cell_classes``; 1 if none)
   SINR      S_c g_cs / (N0 + sum_k P_k util_k(t-1))   load-coupled: a neighbour k interferes in
             proportion to its PRB utilisation of the previous period (the hidden global state)
   CQI, SE   mean over the slice's user spread, 4-bit CQI table                              (radio.py)
@@ -33,6 +34,42 @@ from slicing.sim.traffic import PERIODS_PER_DAY, make_traffic
 
 MAX_DELAY_MS = 10_000.0
 INITIAL_UTIL = 0.5  # neighbour load assumed before the first period
+
+
+CELL_CLASS_STREAM = 101  # counter-RNG stream of the fraction-based cell classes (ids of rng.Stream are < 100)
+
+
+def cell_classes_of(scenario: Scenario, cell_ids: np.ndarray) -> np.ndarray:
+    """[N] index into ``scenario.cell_classes`` of each global cell id, -1 for cells in no class. Listed cells
+    first; the unlisted ones fall in the fraction classes by one uniform draw per global id (consecutive
+    intervals of [0, 1)), so membership does not depend on which cells are simulated together."""
+    ids = np.asarray(cell_ids, dtype=np.int64)
+    out = np.full(len(ids), -1, dtype=np.int64)
+    if not scenario.cell_classes:
+        return out
+    for k, c in enumerate(scenario.cell_classes):
+        if c.cells is not None:
+            out[np.isin(ids, np.asarray(c.cells, dtype=np.int64))] = k
+    u = rng.uniform(scenario.seed, CELL_CLASS_STREAM, 0, ids, 1)[:, 0]
+    low = 0.0
+    for k, c in enumerate(scenario.cell_classes):
+        if c.fraction is not None:
+            out[(out == -1) & (u >= low) & (u < low + c.fraction)] = k
+            low += c.fraction
+    return out
+
+
+def cell_class_scale(scenario: Scenario, cell_ids: np.ndarray) -> np.ndarray:
+    """[N, S] multiplier of the users (and offered traffic) of each cell and slice: its class's ``load_scale``
+    times ``slice_load[slice id]`` (1 for cells in no class)."""
+    cls = cell_classes_of(scenario, cell_ids)
+    table = np.ones((len(scenario.cell_classes) + 1, len(scenario.slices)))  # last row: no class
+    col = scenario.slice_index
+    for k, c in enumerate(scenario.cell_classes):
+        table[k] *= c.load_scale
+        for sid, mult in c.slice_load.items():
+            table[k, col[sid]] *= mult
+    return table[cls]  # index -1 -> the last row
 
 
 @dataclass(frozen=True)
@@ -118,6 +155,7 @@ class Simulator:
         jitter = sc.traffic.phase_jitter_periods
         u = rng.uniform(sc.seed, Stream.CELL_PHASE, 0, ids, 1)[:, 0]
         self._phase = np.floor(u * (2 * jitter + 1)).astype(np.int64) - jitter + 10 * PERIODS_PER_DAY  # [N] >= 0
+        self._class_scale = cell_class_scale(sc, ids)  # [N, S] users multiplier of each cell's class
         offset_db = np.array([s.sinr_offset_db for s in sc.slices])
         self._geometry_db = offset_db + sc.radio.shadowing_db * rng.normal(sc.seed, Stream.GEOMETRY, 0, ids, S)
         radio = sc.radio
@@ -145,7 +183,7 @@ class Simulator:
         activity = self.traffic.activity(t + self._phase)  # [N, S]
         sigma = sc.traffic.noise_sigma
         noise = np.exp(sigma * rng.normal(sc.seed, Stream.USERS, t, self.cell_ids, self.n_slices) - 0.5 * sigma**2)
-        users = self._users_peak * self._cell_scale[:, None] * activity * noise  # [N, S]
+        users = self._users_peak * self._cell_scale[:, None] * self._class_scale * activity * noise  # [N, S]
         users = np.where(self.slice_mask(t), users, 0.0)
         return Demand(users=users, offered_mbps=users * self._demand_per_user)
 
