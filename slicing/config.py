@@ -166,6 +166,8 @@ class DrlConfig(Strict):
                                                                 "(cell-wise agents, the paper's choice)")
     hidden: tuple[int, ...] = Field(default=(64, 64), min_length=1, max_length=4, description="MLP layer sizes")
     lr: float = Field(default=3e-4, gt=0, le=1, description="actor and critic learning rate")
+    initial_alpha: float = Field(default=0.02, gt=0, le=10, description="SAC's initial entropy weight (RLlib's "
+                                                                        "1.0 kept agents near random)")
     gamma: float = Field(default=0.9, ge=0, lt=1, description="discount")
     train_batch: int = Field(default=64, ge=8, le=4096, description="transitions per module and update")
     buffer: int = Field(default=200_000, ge=1000, le=10_000_000, description="replay capacity (transitions)")

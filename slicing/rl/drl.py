@@ -51,7 +51,7 @@ def build_drl_config(scenario: Scenario, h0_end: int):
     config = (
         SACConfig()
         .training(twin_q=True, train_batch_size_per_learner=d.train_batch, gamma=d.gamma, actor_lr=d.lr,
-                  critic_lr=d.lr, alpha_lr=d.lr, n_step=1,
+                  critic_lr=d.lr, alpha_lr=d.lr, initial_alpha=d.initial_alpha, n_step=1,
                   num_steps_sampled_before_learning_starts=max(h0_end - 1, 1) * len(cells),
                   replay_buffer_config={"type": "MultiAgentEpisodeReplayBuffer", "capacity": d.buffer})
         .environment(CellSlicingEnv, env_config=env_config, normalize_actions=True, clip_actions=False)
