@@ -11,7 +11,18 @@ from pathlib import Path
 
 import typer
 
-from slicing.cli_common import JsonOpt, OutOpt, ScenarioOpt, SetOpt, console, emit_json, guarded, load, progress_bar
+from slicing.cli_common import (
+    JsonOpt,
+    OutOpt,
+    ScenarioOpt,
+    SetOpt,
+    console,
+    emit_json,
+    guarded,
+    load,
+    progress_bar,
+    stage_progress,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 bench_app = typer.Typer(add_completion=False, invoke_without_command=True,
@@ -398,13 +409,7 @@ def experiment_safety_cmd(
                               eval_days=eval_days, threshold=threshold, target=target,
                               switch_penalty=switch_penalty, seed=sc.seed)
     with progress_bar() as bar:
-        tasks: dict[str, int] = {}
-
-        def show(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+        show = stage_progress(bar)
         res = run_safety_experiment(sc, settings, out, progress=show)
     from rich.table import Table
 
@@ -474,13 +479,7 @@ def experiment_imitation_cmd(
                           episode_len=episode_len, bc_iterations=bc_iterations, iterations=iterations, early=early,
                           seed=sc.seed)
     with progress_bar() as bar:
-        tasks: dict[str, int] = {}
-
-        def show(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+        show = stage_progress(bar)
         res = run_imitation_experiment(sc, s, out or Path("out/imitation"), progress=show)
     _print_imitation(res)
     emit_json(json_out, res)
@@ -674,13 +673,7 @@ def experiment_transfer_cmd(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     with progress_bar() as bar:
-        tasks: dict[str, int] = {}
-
-        def show(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+        show = stage_progress(bar)
         res = run_transfer_experiment(sc, out, iterations=iterations, early=early, seed=sc.seed, progress=show,
                                       pretrain_iterations=pretrain_iterations, sources=sources, strategies=names,
                                       episode_len=episode_len, sample_episodes=sample_episodes)

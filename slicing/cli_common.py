@@ -40,6 +40,18 @@ def progress_bar() -> Progress:
                     TimeRemainingColumn(), console=_err, transient=False)
 
 
+def stage_progress(bar: Progress) -> Callable[[str, int, int], None]:
+    """``progress(stage, done, total)`` for long experiments: one bar per stage, added when the stage starts."""
+    tasks: dict[str, Any] = {}
+
+    def show(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done)
+
+    return show
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input: reported in one line, exit code 2, no traceback."""
     from slicing.data.parquet import DataFileError

@@ -112,13 +112,13 @@ def test_warm_start_copies_bc_policy_into_learner_and_env_runner(scenario, bc, a
     import torch
     from ray.rllib.core.columns import Columns
 
-    from slicing.rl.imitation import _sampled_reward_callback, iteration_reward, module_state, warm_start
-    from slicing.rl.train import build_config
+    from slicing.rl.imitation import module_state, warm_start
+    from slicing.rl.train import build_config, iteration_reward, sampled_reward_callback
 
     state, _ = bc
     s = ImitationSettings(**{**TINY.__dict__, "algo": algo})
     config, _ = build_config(scenario, s.train_settings(TINY.cells))
-    algo_obj = config.callbacks(_sampled_reward_callback()).build_algo()
+    algo_obj = config.callbacks(sampled_reward_callback()).build_algo()
     try:
         before = module_state(algo_obj, "group_0")
         written = warm_start(algo_obj, algo, state, "group_0")

@@ -22,8 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from slicing.config import HISTORY, EstimatorConfig
+from slicing.threads import single_torch_thread
 
 IN_DIM = 2 * HISTORY + 3  # [x, users(H), cqi(H), throughput req, delay req]
 FILE_FORMAT = "slicing.qos_estimator/1"
@@ -250,19 +250,6 @@ def _mae(model: QosEstimator, x: torch.Tensor, y: torch.Tensor, chunk: int = 262
     return total / len(x)
 
 
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """Minibatches of a few hundred rows through a tiny MLP gain nothing from intra-op threads and lose a lot
-    when another process holds the other core (measured: 54 s single-threaded vs > 10 min with 2 contended
-    threads for the same 200 epochs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_estimator(
     features: np.ndarray,
     targets: np.ndarray,
@@ -299,7 +286,7 @@ def train_estimator(
     xn_tr = (x_tr - mean) / std  # [n_tr, 13] normalised once, not per minibatch
     trainer = _FlatAdamL1(model, lr=cfg.lr)
     n_tr, bs = len(xn_tr), cfg.batch_size
-    with torch.no_grad(), _single_thread():
+    with torch.no_grad(), single_torch_thread():
         for epoch in range(1, cfg.epochs + 1):
             perm = torch.randperm(n_tr, generator=gen)  # [n_tr]
             xs, ys = xn_tr[perm], y_tr[perm]  # shuffled once per epoch, then contiguous slices

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from pydantic import Field
 from torch import nn
 
 from slicing.config import Strict
+from slicing.threads import single_torch_thread
 
 FILE_FORMAT = "slicing.vae/1"
 _STD_FLOOR = 1e-6
@@ -127,17 +126,6 @@ def vae_loss(model: Vae, xn: torch.Tensor, beta: float, generator: torch.Generat
     return recon + beta * kl, recon, kl
 
 
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """Tiny MLP, small batches: intra-op threads gain nothing and lose a lot when the other core is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _init_weights(model: Vae, generator: torch.Generator) -> None:
     """PyTorch's default Linear init (U(+-1/sqrt(fan_in))) drawn from a local generator."""
     with torch.no_grad():
@@ -164,7 +152,7 @@ def train_vae(samples: np.ndarray, cfg: VaeConfig | None = None, seed: int = 0) 
     xn = model.standardise(x)  # [n, in_dim] standardised once
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     losses = []
-    with _single_thread():
+    with single_torch_thread():
         model.train()
         for _ in range(cfg.epochs):
             perm = torch.randperm(len(xn), generator=gen)  # [n]

@@ -79,14 +79,16 @@ def run_drl(scenario: Scenario, h0_end: int, progress: Callable[[str, int], None
 
     ``progress(label, periods)`` is called as periods advance (H0 included).
     """
-    import torch
-
     from slicing.rl.train import ensure_ray
+    from slicing.threads import single_torch_thread
 
     ensure_ray()
     config, _ = build_drl_config(scenario, h0_end)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the learner runs in this process: many small updates, 8x faster single-threaded
+    with single_torch_thread():  # the learner runs in this process: many small updates, 8x faster single-threaded
+        return _run(config, scenario, progress, label)
+
+
+def _run(config, scenario: Scenario, progress, label: str) -> list[PeriodRecord]:
     algo = config.build_algo()
     try:
         env = timeline_env(algo)
@@ -100,4 +102,3 @@ def run_drl(scenario: Scenario, h0_end: int, progress: Callable[[str, int], None
         return [rec for rec in env.records if rec.period < scenario.steps]
     finally:
         algo.stop()
-        torch.set_num_threads(threads)

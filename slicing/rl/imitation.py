@@ -77,11 +77,18 @@ import numpy as np
 from slicing.config import Scenario
 from slicing.rl.env import CellSlicingEnv
 from slicing.rl.features import ACTION_LIMIT, action_to_shares, shares_to_action
-from slicing.rl.train import ALGOS, TrainSettings, build_config, ensure_ray, module_id, region_cells
+from slicing.rl.train import (
+    ALGOS,
+    TrainSettings,
+    build_config,
+    ensure_ray,
+    iteration_reward,
+    module_id,
+    region_cells,
+    sampled_reward_callback,
+)
 
 COLUMNS = ("eps_id", "agent_id", "t", "obs", "actions", "rewards", "new_obs", "terminateds", "truncateds")
-REWARD_SUM = "slicing_sampled_reward_sum"  # metrics keys logged by _SampledReward
-AGENT_STEPS = "slicing_sampled_agent_steps"
 SAC_CLIP = 0.995  # |a| bound before atanh for SAC's squashed policy
 
 
@@ -365,43 +372,13 @@ def warm_start(algo, algo_name: str, bc_state: dict[str, Any], mid: str = "group
 
 
 # ------------------------------------------------------------------------------------------------ 4. measure
-def _sampled_reward_callback():
-    from ray.rllib.callbacks.callbacks import RLlibCallback
-
-    class SampledReward(RLlibCallback):
-        """Logs the summed reward and the number of agent steps of every ``EnvRunner.sample()`` call; ``sum``
-        metrics are reset at each reduction, so the result holds the iteration's own totals."""
-
-        def on_sample_end(self, *, env_runner=None, metrics_logger=None, samples=None, **kwargs) -> None:
-            total, steps = 0.0, 0
-            for episode in samples or []:
-                for agent_episode in episode.agent_episodes.values():
-                    r = np.asarray(agent_episode.get_rewards(), dtype=np.float64)
-                    total, steps = total + float(r.sum()), steps + len(r)
-            metrics_logger.log_value(REWARD_SUM, total, reduce="sum")
-            metrics_logger.log_value(AGENT_STEPS, steps, reduce="sum")
-
-    return SampledReward
-
-
-def iteration_reward(result: dict) -> float | None:
-    """Mean sampled reward per agent-period of one ``algo.train()`` result (None if nothing was sampled)."""
-    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
-
-    runners = result.get(ENV_RUNNER_RESULTS, {})
-    steps = runners.get(AGENT_STEPS)
-    if not steps:
-        return None
-    return float(runners[REWARD_SUM]) / float(steps)
-
-
 def learning_curve(scenario: Scenario, s: ImitationSettings, bc_state: dict[str, Any] | None,
                    progress: Callable[[int], None] | None = None) -> list[float | None]:
     """Train ``s.iterations`` iterations of ``s.algo`` (warm-started from ``bc_state`` unless None); returns the
     mean sampled reward per agent-period of each iteration."""
     ensure_ray()
     config, _ = build_config(scenario, s.train_settings(len(region_cells(scenario, region=s.cells))))
-    algo = config.callbacks(_sampled_reward_callback()).build_algo()
+    algo = config.callbacks(sampled_reward_callback()).build_algo()
     try:
         if bc_state is not None:
             warm_start(algo, s.algo, bc_state, module_id(0))

@@ -64,8 +64,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +77,7 @@ from slicing.config import Scenario
 from slicing.rl.env import CellSlicingEnv
 from slicing.sim.simulator import INITIAL_UTIL
 from slicing.sim.traffic import PERIODS_PER_DAY
+from slicing.threads import single_torch_thread
 
 R_TOL = 1e-9  # r is min(..., 1.0); "r < 1" is tested as r < 1 - R_TOL
 DEFAULT_OVERRIDES = ["traffic.load_scale=0.4"]  # a load at which the traffic baseline rarely violates (see above)
@@ -110,17 +110,6 @@ class SafetySettings:
             raise ValueError(f"safety settings out of range: {', '.join(f'{k}={getattr(self, k)}' for k in bad)} "
                              "(need cells, iterations, eval_days, refit_every, predictor_epochs >= 1, "
                              "1 <= warmup < iterations, target and threshold in [0, 1], eta > 0, lambda_max >= 0)")
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Small MLPs on a shared 2-core machine: one intra-op thread is ~10x faster than two under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # -- the pieces ----------------------------------------------------------------------------------------------------
@@ -195,7 +184,7 @@ def train_predictor(obs: np.ndarray, shares: np.ndarray, cost: np.ndarray, seed:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.BCEWithLogitsLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    with _torch_threads(1):
+    with single_torch_thread():
         for _ in range(epochs):
             for idx in np.array_split(rng.permutation(tr), max(1, len(tr) // batch)):
                 opt.zero_grad()
@@ -426,7 +415,7 @@ def run_safety_experiment(scenario: Scenario, s: SafetySettings, out: Path,
                           progress: Progress | None = None) -> dict[str, Any]:
     """Two online learning runs (without / with switching), then the final policies on held-out days."""
     s.validate()
-    with _torch_threads(1):
+    with single_torch_thread():
         return _run(scenario, s, Path(out), progress)
 
 

@@ -111,6 +111,42 @@ def build_config(scenario: Scenario, s: TrainSettings):
     return config, mapping
 
 
+REWARD_SUM = "slicing_sampled_reward_sum"  # metrics keys of sampled_reward_callback
+AGENT_STEPS = "slicing_sampled_agent_steps"
+
+
+def sampled_reward_callback():
+    """An RLlibCallback class logging the summed reward and the agent steps of every ``EnvRunner.sample()``.
+
+    "sum" metrics are reset at each reduction, so a ``train()`` result holds that iteration's own totals;
+    ``iteration_reward`` turns them into the mean reward per agent-period. (RLlib's ``episode_return_mean`` is a
+    100-episode running mean, which blurs early iterations.)"""
+    from ray.rllib.callbacks.callbacks import RLlibCallback
+
+    class SampledReward(RLlibCallback):
+        def on_sample_end(self, *, env_runner=None, metrics_logger=None, samples=None, **kwargs) -> None:
+            total, steps = 0.0, 0
+            for episode in samples or []:
+                for agent_episode in episode.agent_episodes.values():
+                    r = np.asarray(agent_episode.get_rewards(), dtype=np.float64)
+                    total, steps = total + float(r.sum()), steps + len(r)
+            metrics_logger.log_value(REWARD_SUM, total, reduce="sum")
+            metrics_logger.log_value(AGENT_STEPS, steps, reduce="sum")
+
+    return SampledReward
+
+
+def iteration_reward(result: dict) -> float | None:
+    """Mean sampled reward per agent-period of one ``algo.train()`` result (None if nothing was sampled)."""
+    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
+
+    runners = result.get(ENV_RUNNER_RESULTS, {})
+    steps = runners.get(AGENT_STEPS)
+    if not steps:
+        return None
+    return float(runners[REWARD_SUM]) / float(steps)
+
+
 class _MappingFn:
     """Picklable agent -> module mapping for ``policy_mapping_fn``."""
 

@@ -35,7 +35,7 @@ integrated TL from src_1, ~0.66 from src_4 (gains ~+0.8 / ~+0.55, Spearman -0.8 
 the gain (~+0.8), instance transfer alone ~0, feature transfer ~+0.25; after 8 iterations scratch (~0.95) is
 level with TL from the nearest and ahead of TL from the label-B sources (~0.80-0.85).
 
-Runtime: torch is limited to one thread while the experiment runs (``strategies.one_torch_thread``: the env runner
+Runtime: torch is limited to one thread while the experiment runs (``strategies.single_torch_thread``: the env runner
 and learner are local; on two shared cores torch's thread pool otherwise spins and is several times slower).
 """
 
@@ -57,8 +57,8 @@ from slicing.transfer.strategies import (
     SCRATCH,
     STRATEGIES,
     TRAIN_BATCH,
-    one_torch_thread,
     pretrain_source,
+    single_torch_thread,
     transfer_train,
 )
 
@@ -167,7 +167,7 @@ def run_transfer_experiment(scenario: Scenario | None, out: str | Path, iteratio
     names = [f"src_{k}" for k in range(1, int(sources) + 1)]
     groups = {n: GROUPS[n] for n in names} | {TARGET: GROUPS[TARGET]}
     common = {"episode_len": episode_len, "train_batch": train_batch}
-    with one_torch_thread():
+    with single_torch_thread():
         pre: dict[str, dict] = {}
         for n in names:
             say(f"pre-training {n} on cells {list(groups[n])} ({pretrain_iterations} iterations)")

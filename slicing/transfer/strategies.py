@@ -45,10 +45,9 @@ Observation spaces must match (same slice catalogue, obs = 5 * S): a mismatch is
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,17 @@ import numpy as np
 
 from slicing.config import Scenario
 from slicing.rl.features import obs_dim as obs_dim_of
-from slicing.rl.train import META_FILE, TrainSettings, build_config, ensure_ray, module_id, region_cells
+from slicing.rl.train import (
+    META_FILE,
+    TrainSettings,
+    build_config,
+    ensure_ray,
+    iteration_reward,
+    module_id,
+    region_cells,
+    sampled_reward_callback,
+)
+from slicing.threads import single_torch_thread
 
 STRATEGIES = ("model", "instance", "integrated", "feature")
 SCRATCH = "scratch"
@@ -65,8 +74,6 @@ MODULE = module_id(0)  # one shared module per agent (groups=1)
 MODULE_DIR = ("learner_group", "learner", "rl_module")
 ENCODERS = ("pi_encoder.", "qf_encoder.", "qf_twin_encoder.")  # trained (frozen in feature transfer)
 TARGET_ENCODERS = ("target_qf_encoder.", "target_qf_twin_encoder.")  # loaded too, Polyak-updated by SAC
-REWARD_SUM = "slicing_tl_reward_sum"
-AGENT_STEPS = "slicing_tl_agent_steps"
 TRAIN_BATCH = 64
 # SAC's entropy temperature starts at RLlib's 1.0 and its log is learned at 3e-4 per update, so within a few hundred
 # updates alpha stays ~1 and the entropy bonus dominates a reward in [0, 1]: the policy stays near random. A small
@@ -81,55 +88,11 @@ def _settings(cells: Sequence[int], seed: int, hidden: Sequence[int], episode_le
                          seed=int(seed), hidden=tuple(int(h) for h in hidden), train_batch=int(train_batch))
 
 
-def _reward_callback():
-    from ray.rllib.callbacks.callbacks import RLlibCallback
-
-    class SampledReward(RLlibCallback):
-        """Sum of rewards and count of agent steps of every ``EnvRunner.sample()`` ("sum" metrics are reset at
-        each reduction, so a ``train()`` result holds that iteration's totals)."""
-
-        def on_sample_end(self, *, env_runner=None, metrics_logger=None, samples=None, **kwargs) -> None:
-            total, steps = 0.0, 0
-            for episode in samples or []:
-                for agent_episode in episode.agent_episodes.values():
-                    r = np.asarray(agent_episode.get_rewards(), dtype=np.float64)
-                    total, steps = total + float(r.sum()), steps + len(r)
-            metrics_logger.log_value(REWARD_SUM, total, reduce="sum")
-            metrics_logger.log_value(AGENT_STEPS, steps, reduce="sum")
-
-    return SampledReward
-
-
-def iteration_reward(result: dict) -> float | None:
-    """Mean sampled reward per agent-period of one ``algo.train()`` result (None if nothing was sampled)."""
-    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
-
-    runners = result.get(ENV_RUNNER_RESULTS, {})
-    steps = runners.get(AGENT_STEPS)
-    if not steps:
-        return None
-    return float(runners[REWARD_SUM]) / float(steps)
-
-
 def _build(scenario: Scenario, s: TrainSettings):
     ensure_ray()
     config, mapping = build_config(scenario, s)
     config = config.training(**SAC_TRAINING)
-    return config.callbacks(_reward_callback()).build_algo(), mapping
-
-
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Torch limited to one intra-op thread while a local learner and env runner train: on 2 shared cores torch's
-    default pool spins and made an iteration ~6x slower (33 s vs 5 s measured)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return config.callbacks(sampled_reward_callback()).build_algo(), mapping
 
 
 def _on_learner(algo, fn: Callable) -> Any:
@@ -255,7 +218,7 @@ def pretrain_source(scenario: Scenario, cells: Sequence[int], out: str | Path, i
     cells = [int(c) for c in region_cells(scenario, list(cells))]
     out = Path(out)
     s = _settings(cells, seed, hidden, episode_len, train_batch)
-    with one_torch_thread():
+    with single_torch_thread():
         algo, mapping = _build(scenario, s)
         try:
             rewards = _train_loop(algo, iterations, progress)
@@ -367,7 +330,7 @@ def transfer_train(scenario: Scenario, target_cells: Sequence[int], strategy: st
             tuple(source.get("hidden", (64, 64))) if isinstance(source, dict) else (64, 64))
     s = _settings(cells, seed, hidden, episode_len, train_batch)
     info: dict[str, Any] = {"loaded": [], "frozen": [], "instances": 0}
-    with one_torch_thread():
+    with single_torch_thread():
         algo, mapping = _build(scenario, s)
         try:
             if state is not None:
