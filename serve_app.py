@@ -2,13 +2,13 @@
 
 Run it:
 
-- ``slicing serve`` (local Ray, simulated population, this app; see ``slicing/cli.py``);
+- ``slicing serve`` (local Ray, simulated population, this app; see ``slicing/cli/__init__.py``);
 - ``serve run serve_app:app`` / ``serve deploy cluster/serve.yaml`` (import path ``serve_app:build_app`` with
   ``args``, any ``ServiceSettings`` field except ``api_token``) on a cluster where a population actor runs.
 
 Endpoints (README.md, "HTTP service and clusters"): ``GET /healthz``, ``GET /readyz``, ``POST /v1/allocate``,
 ``GET /v1/cells``, ``GET /v1/cells/{cell_id}/allocation``, ``POST /v1/kpis``, ``GET /v1/agents``,
-``POST /v1/transfer`` (the ``slicing-transfer`` actor, ``slicing/runtime/transfer_service.py``), ``GET /openapi.json``.
+``POST /v1/transfer`` (the ``slicing-transfer`` actor, ``slicing/runtime/transfer_actor.py``), ``GET /openapi.json``.
 
 Errors: 422 ``{"detail": [{"path": "body.cells.0.slices.1.users_history", "msg", "type"}]}``; 404 unknown cell;
 413 more cells than ``max_cells_per_request``; 401 bearer token; 503 + ``Retry-After`` on overload, while the
@@ -30,8 +30,8 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.config import BackpressureConfig
 
-from slicing import service as svc_mod
-from slicing.serve_models import (
+from slicing.serve import service as svc_mod
+from slicing.serve.models import (
     AgentsPage,
     AllocateRequest,
     AllocateResponse,
@@ -46,8 +46,8 @@ from slicing.serve_models import (
     TransferResponse,
     ValidationErrorBody,
 )
-from slicing.service import ServiceError, SlicingService, check_token, ingest_error_detail
-from slicing.settings import ServiceSettings, load_settings
+from slicing.serve.service import ServiceError, SlicingService, check_token, ingest_error_detail
+from slicing.serve.settings import ServiceSettings, load_settings
 
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs", "/redoc")
 ERRORS: dict[int | str, dict[str, Any]] = {

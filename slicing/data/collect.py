@@ -20,8 +20,8 @@ from slicing.config import Scenario
 from slicing.data.augment import augment as augment_samples
 from slicing.data.history import History
 from slicing.data.samples import Samples, samples_from_report
-from slicing.sim import rng
-from slicing.sim.rng import Stream
+from slicing import rng
+from slicing.rng import Stream
 from slicing.sim.simulator import Simulator
 
 MIN_TOTAL = 0.6  # a random allocation spends a total share in [MIN_TOTAL, MAX_TOTAL]

@@ -72,7 +72,7 @@ from slicing.config import IdlaConfig
 from slicing.models.qos_estimator import QosEstimator, tabulate
 from slicing.optim.baselines import equal_share
 from slicing.optim.feasible import project, project_simplex
-from slicing.sim.rng import Stream, normal
+from slicing.rng import Stream, normal
 
 _EXACT_CHUNK = 262_144  # rows per network pass of the exact (autograd) gradient / utility
 _DUAL_CHUNK = 8192  # cells per chunk of the dual decomposition's [N, S, G] scans

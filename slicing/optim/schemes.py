@@ -29,7 +29,7 @@ class AllocationContext:
     z: np.ndarray | None = None  # [N, S, 2H + 2] features without x
     offered_mbps: np.ndarray | None = None  # [N, S] current traffic (traffic baseline only)
     warm: np.ndarray | None = None  # [N, S] last period's shares
-    obs: np.ndarray | None = None  # [N, 5S] RL observations (rl scheme only; slicing/rl/features.py)
+    obs: np.ndarray | None = None  # [N, 5S] RL observations (rl scheme only; slicing/data/features.py)
 
 
 class Scheme(Protocol):
@@ -87,7 +87,7 @@ class RlScheme:
     """A trained RLlib policy (``slicing.rl.inference.RlPolicy``) on per-cell observations built by the caller.
 
     The policy is loaded lazily from ``checkpoint`` by ``make_scheme`` (that import needs Ray/RLlib; this module
-    does not). The caller fills ``ctx.obs`` with ``slicing.rl.features`` from its last KPI report.
+    does not). The caller fills ``ctx.obs`` with ``slicing.data.features`` from its last KPI report.
     """
 
     name, needs_model, needs_obs = "rl", False, True

@@ -1,7 +1,7 @@
 """``CellSlicingEnv``: a region of cells of the simulator as an RLlib ``MultiAgentEnv``, one agent per cell.
 
 - Agents: ``"cell_<global id>"``, all of them act every step.
-- Observation (``slicing/rl/features.py``): per slice, throughput / requirement (capped at 2), PRB utilisation,
+- Observation (``slicing/data/features.py``): per slice, throughput / requirement (capped at 2), PRB utilisation,
   users (scaled), the neighbours' mean per-slice load and the slice mask -> Box of 5 * S float32.
 - Action: Box(-5, 5, [S]) logits, mapped to shares by the masked softmax ``action_to_shares`` (sum = 1 over the
   active slices, 0 on inactive ones). Inference uses the same function.
@@ -32,7 +32,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from slicing.config import Scenario, build_scenario
 from slicing.optim.baselines import traffic_proportional
-from slicing.rl.features import ACTION_LIMIT, action_to_shares, obs_dim, observations_from_report
+from slicing.data.features import ACTION_LIMIT, action_to_shares, obs_dim, observations_from_report
 from slicing.sim.simulator import INITIAL_UTIL, Simulator
 from slicing.sim.topology import build_geometry
 from slicing.sim.traffic import PERIODS_PER_DAY

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from slicing.rl.features import ACTION_LIMIT, action_to_shares, obs_dim
+from slicing.data.features import ACTION_LIMIT, action_to_shares, obs_dim
 
 MODULES_DIR = ("learner_group", "learner", "rl_module")
 

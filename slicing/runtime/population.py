@@ -31,7 +31,7 @@ import numpy as np
 from slicing.config import Scenario
 from slicing.models.qos_estimator import QosEstimator
 from slicing.runtime.checkpoint import CheckpointStore
-from slicing.runtime.records import KpiBatch, parse_records
+from slicing.data.kpi import KpiBatch, parse_records
 from slicing.runtime.shard import RUNTIME_SCHEMES, CellShard, UnknownCell
 from slicing.runtime.weights import estimator_payload
 

@@ -39,7 +39,7 @@ from slicing.data.history import History
 from slicing.optim.baselines import traffic_proportional
 from slicing.optim.schemes import AllocationContext, Scheme, make_scheme
 from slicing.runtime.checkpoint import CheckpointMismatch, CheckpointStore, scenario_fingerprint
-from slicing.runtime.records import KpiBatch, parse_records
+from slicing.data.kpi import KpiBatch, parse_records
 from slicing.runtime.weights import estimator_from_payload
 from slicing.sim.simulator import Simulator
 
@@ -193,10 +193,10 @@ class CellShard:
         return np.asarray(self._scheme.allocate(ctx), dtype=np.float64)
 
     def _rl_obs(self, mask: np.ndarray) -> np.ndarray:
-        """[N, 5S] RL observations from the last step's KPIs (slicing/rl/features.py, the env's own features)."""
+        """[N, 5S] RL observations from the last step's KPIs (slicing/data/features.py, the env's own features)."""
         if self._kpis is None:
             raise RuntimeError(f"{self.name}: no KPI report of the last period (e.g. right after a restart)")
-        from slicing.rl.features import observations_from_report  # no Ray
+        from slicing.data.features import observations_from_report  # no Ray
 
         k = self._kpis
         report = SimpleNamespace(cell_ids=self.sim.cell_ids, users=k["users"], prb_util=k["prb_util"],

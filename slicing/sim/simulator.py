@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from slicing.config import Scenario
-from slicing.sim import rng
+from slicing import rng
 from slicing.sim.radio import link_quality
-from slicing.sim.rng import Stream
+from slicing.rng import Stream
 from slicing.sim.topology import build_geometry
 from slicing.sim.traffic import PERIODS_PER_DAY, make_traffic
 

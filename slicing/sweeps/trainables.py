@@ -70,7 +70,7 @@ def estimator_data(sweep: Sweep, sc: Scenario, log: Log) -> EstimatorData:
 def idla_data(sweep: Sweep, sc: Scenario, log: Log) -> IdlaData:
     import torch
 
-    from slicing.bench import estimated_utility
+    from slicing.bench.core import estimated_utility
     from slicing.config import build_scenario
     from slicing.data.collect import traffic_shares
     from slicing.data.history import History
@@ -124,7 +124,7 @@ def idla_trainable(config: dict[str, Any], sweep: Sweep, base: dict[str, Any], d
     import torch
     from ray import tune
 
-    from slicing.bench import estimated_utility
+    from slicing.bench.core import estimated_utility
     from slicing.config import IdlaConfig
     from slicing.optim.idla import allocate_idla
 

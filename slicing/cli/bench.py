@@ -1,0 +1,84 @@
+"""`slicing bench` (core, --shards), `slicing bench rl`, `slicing bench serve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from slicing.cli.app import bench_app
+from slicing.cli.common import (
+    JsonOpt,
+    console,
+    emit_json,
+    guarded,
+)
+
+
+@bench_app.callback()
+@guarded
+def bench(
+    ctx: typer.Context,
+    cells: int = typer.Option(20_000, min=3, max=3_000_000, help="population size (rounded up to whole sites)"),
+    seed: int = typer.Option(0, min=0, help="seed of the benchmark scenario"),
+    estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one first)"),
+    shards: int | None = typer.Option(None, min=1, help="run whole periods on K Ray shard actors instead "
+                                                        "(slicing/bench/population.py)"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Time one simulator period and one IDLA allocation of N cells; compare IDLA with the 0.05-grid oracle."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if shards is not None:
+        from slicing.bench.population import bench_population
+
+        if shards > -(-cells // 3):
+            raise typer.BadParameter(f"--shards {shards}: at most one shard per site ({-(-cells // 3)} sites)")
+        result = bench_population(cells, shards, seed=seed, log=console.print, estimator=estimator)
+        console.print(f"{result['cells']} cells on {shards} shard(s): round {result['round_s']:.2f} s (halo "
+                      f"{result['halo_s']:.3f} s, step {result['step_s']:.2f} s, allocate {result['allocate_s']:.2f} s)"
+                      f" = {result['cells_per_s']:.0f} cells/s")
+        emit_json(json_out, result)
+        return
+    from slicing.bench.core import bench_core
+
+    result = bench_core(cells, seed, log=console.print, estimator=estimator)
+    console.print(f"{result['cells']} cells: sim step {result['sim_step_s']:.3f} s, IDLA {result['allocate_s']:.2f} s "
+                  f"({result['cells_per_s']:.0f} cells/s), utility vs 0.05-grid oracle "
+                  f"{result['utility_vs_grid_oracle']:.4f}")
+    emit_json(json_out, result)
+
+
+
+@bench_app.command("rl")
+@guarded
+def bench_rl_cmd(
+    cells: int = typer.Option(48, min=3, max=3000, help="region size of the multi-agent env"),
+    inference_cells: int = typer.Option(100_000, "--inference-cells", min=1, help="cells of the batched inference"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Agent steps/s of the multi-agent env alone and through RLlib sampling, and batched inference time."""
+    from slicing.bench.rl import bench_rl
+
+    emit_json(json_out, bench_rl(cells=cells, inference_cells=inference_cells, log=console.print))
+
+
+
+@bench_app.command("serve")
+@guarded
+def bench_serve_cmd(
+    cells: int = typer.Option(300, min=3, max=3_000_000, help="population size behind the GET endpoint"),
+    shards: int = typer.Option(2, min=1, help="population shards"),
+    requests_total: int = typer.Option(1000, "--requests", min=10, max=100_000, help="paced single-cell GETs"),
+    rps: float = typer.Option(100.0, min=1.0, max=10_000.0, help="pace of the GETs (requests per second)"),
+    estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one first)"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Start the service on 127.0.0.1 (own local Ray) and time POST /v1/allocate (1,000 cells) and paced GETs."""
+    from slicing.serve.runner import LocalService, bench_serve, free_port
+
+    with LocalService(host="127.0.0.1", port=free_port(), cells=cells, shards=shards, period_s=900.0,
+                      estimator=estimator, log=console.print) as svc:
+        result = bench_serve(svc.base_url, svc.scenario.cells, allocate_cells=1000, rps=rps,
+                             requests_total=requests_total, log=console.print)
+    emit_json(json_out, result)

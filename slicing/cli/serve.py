@@ -1,0 +1,79 @@
+"""`slicing serve`: the HTTP service (serve_app.py) on Ray Serve over a simulated, sharded population."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from slicing.cli.app import app
+from slicing.cli.common import (
+    ScenarioOpt,
+    SetOpt,
+    console,
+    guarded,
+    load,
+)
+
+# ------------------------------------------------------------------------------------------ HTTP service (v1)
+
+
+def _serve_settings(max_inflight: int | None, max_cells: int | None) -> dict:
+    return {k: v for k, v in {"max_inflight_requests": max_inflight, "max_cells_per_request": max_cells}.items()
+            if v is not None}
+
+
+@app.command()
+@guarded
+def serve(
+    host: str = typer.Option("127.0.0.1", help="HTTP address (0.0.0.0 exposes the service to the network)"),
+    port: int = typer.Option(8000, min=1, max=65535, help="HTTP port"),
+    cells: int | None = typer.Option(None, min=3, max=3_000_000,
+                                     help="population size, rounded up to whole sites (default: 300, or the "
+                                          "scenario's topology with --scenario)"),
+    scenario: ScenarioOpt = None,
+    overrides: SetOpt = None,
+    period_s: float = typer.Option(900.0, "--period-s", min=0.01, help="advance the population every S seconds"),
+    shards: int = typer.Option(2, min=1, help="population shards (Ray actors)"),
+    estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one, ~10 s)"),
+    address: str = typer.Option("local", help="'local': an embedded Ray; 'auto' or host:port: join a cluster"),
+    no_http: bool = typer.Option(False, "--no-http", help="cluster only: start the population (detached) and exit; "
+                                                          "deploy the HTTP app with `serve deploy cluster/serve.yaml`"),
+    max_inflight: int | None = typer.Option(None, min=1, help="requests in progress per replica before 503"),
+    max_cells: int | None = typer.Option(None, min=1, help="cells per POST /v1/allocate before 413"),
+) -> None:
+    """Run the HTTP service (serve_app.py) on Ray Serve over a simulated, sharded population until Ctrl-C.
+
+    POST /v1/kpis needs SLICING_API_TOKEN in the environment (else it answers 503).
+    """
+    import signal
+    import time
+
+    from slicing.serve.runner import LocalService
+
+    if no_http and address == "local":
+        raise typer.BadParameter("--no-http needs --address of a running cluster (the population would stop with "
+                                 "this process)")
+    sc = load(scenario, overrides) if (scenario is not None or overrides) else None
+    n_cells = cells if cells is not None else (None if scenario is not None else 300)
+    svc = LocalService(host=host, port=port, cells=n_cells, scenario=sc, shards=shards,
+                       period_s=period_s, estimator=estimator, address=address,
+                       settings=_serve_settings(max_inflight, max_cells), log=console.print)
+    if no_http:
+        svc.start_population()
+        console.print("population started (detached); now `serve deploy cluster/serve.yaml`")
+        return
+
+    def _terminate(signum, frame):  # SIGTERM (e.g. ray job stop) shuts down like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with svc:
+            console.print(f"ready: {svc.base_url}/readyz, API docs {svc.base_url}/docs; Ctrl-C to stop")
+            while True:
+                time.sleep(1.0)
+    except KeyboardInterrupt:
+        console.print("shutting down")
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,51 @@
+"""Settings of the HTTP service, read from the environment (prefix ``SLICING_``) when a replica starts.
+
+Nothing is read at import time: ``load_settings()`` is called in the Serve deployment's constructor, so the
+environment of the replica process counts (set it with the deployment's ``runtime_env.env_vars``, see
+``cluster/serve.yaml``). Keyword overrides (the application builder's ``args``) win over the environment.
+
+| variable | default | meaning |
+|---|---|---|
+| ``SLICING_API_TOKEN`` | unset | bearer token of ``POST /v1/kpis``; unset = ingest disabled (503) |
+| ``SLICING_MAX_CELLS_PER_REQUEST`` | 2000 | more cells in one ``POST /v1/allocate`` -> 413 |
+| ``SLICING_MAX_INFLIGHT_REQUESTS`` | 32 | requests in progress per replica above which new ones get 503 + Retry-After |
+| ``SLICING_RETRY_AFTER_S`` | 1 | the Retry-After value (seconds) of overload responses |
+| ``SLICING_ESTIMATOR_PATH`` | unset | a saved estimator (``slicing train-estimator``); else see ``slicing/serve/service.py`` |
+| ``SLICING_RL_CHECKPOINT`` | unset | a ``slicing train-rl`` checkpoint folder: enables scheme ``rl`` of ``POST /v1/allocate`` |
+| ``SLICING_TRAIN_EPOCHS`` | 40 | epochs of the small estimator trained when neither a file nor a population has one |
+| ``SLICING_SEED`` | 0 | seed of that training and of IDLA's start points |
+| ``SLICING_POPULATION_TIMEOUT_S`` | 5 | timeout of one call to the population actor (then 503) |
+| ``SLICING_TORCH_THREADS`` | 1 | torch threads of a replica (more threads than free cores slows IDLA ~10x) |
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLICING_", extra="forbid", frozen=True)
+
+    api_token: SecretStr | None = Field(default=None, description="bearer token required by POST /v1/kpis")
+    max_cells_per_request: int = Field(default=2000, ge=1, le=1_000_000, description="413 above this")
+    max_inflight_requests: int = Field(default=32, ge=1, le=100_000, description="503 + Retry-After above this")
+    retry_after_s: int = Field(default=1, ge=0, le=3600, description="Retry-After of overload responses")
+    estimator_path: Path | None = Field(default=None, description="saved estimator file; see slicing/serve/service.py")
+    rl_checkpoint: Path | None = Field(default=None, description="RL checkpoint of scheme rl (slicing train-rl)")
+    train_epochs: int = Field(default=40, ge=1, le=10_000, description="epochs of the fallback estimator")
+    seed: int = Field(default=0, ge=0, description="training and IDLA start-point seed")
+    population_timeout_s: float = Field(default=5.0, gt=0, le=600, description="per call to the population actor")
+    torch_threads: int = Field(default=1, ge=1, le=256, description="torch intra-op threads of a replica")
+
+    @property
+    def ingest_enabled(self) -> bool:
+        return self.api_token is not None and bool(self.api_token.get_secret_value())
+
+
+def load_settings(**overrides: Any) -> ServiceSettings:
+    """Environment (``SLICING_*``) + explicit overrides (None values are ignored)."""
+    return ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,153 @@
+"""Contract tests of the multi-agent slicing env and of the shared features / action mapping (no Ray started)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from slicing.config import load_scenario
+from slicing.rl.env import CellSlicingEnv
+from slicing.data.features import action_to_shares, neighbour_load, obs_dim
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return load_scenario("scenarios/idla.yaml")
+
+
+def _env(scenario, **kw):
+    return CellSlicingEnv({"scenario": scenario, "region": 6, "seed": 1, "episode_len": 8} | kw)
+
+
+def _actions(env, rng):
+    return {a: rng.uniform(-5, 5, env.n_slices).astype(np.float32) for a in env.possible_agents}
+
+
+def test_spaces_contain_observations_and_dict_contract(scenario):
+    env = _env(scenario)
+    assert env.possible_agents == [f"cell_{i}" for i in range(6)]
+    assert len(env.sim.cell_ids) > 6  # the ring of out-of-region interferers is simulated too
+    obs, infos = env.reset(seed=0)
+    assert set(obs) == set(env.possible_agents) == set(infos)
+    rng = np.random.default_rng(0)
+    for t in range(env.episode_len):
+        for a, o in obs.items():
+            assert o.dtype == np.float32 and o.shape == (obs_dim(env.n_slices),) and np.isfinite(o).all()
+            assert env.observation_spaces[a].contains(o), (a, o)
+        obs, rew, term, trunc, infos = env.step(_actions(env, rng))
+        assert set(obs) == set(rew) == set(env.possible_agents)  # every agent acts and observes every step
+        assert "__all__" in term and "__all__" in trunc
+        assert all(0.0 <= r <= 1.0 for r in rew.values())
+        assert trunc["__all__"] == (t == env.episode_len - 1) and not term["__all__"]
+
+
+def test_every_agent_must_act(scenario):
+    env = _env(scenario)
+    env.reset(seed=0)
+    acts = _actions(env, np.random.default_rng(0))
+    acts.pop("cell_3")
+    with pytest.raises(ValueError, match="cell_3"):
+        env.step(acts)
+
+
+def _rollout(env, seed, steps=5):
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(42)
+    out = [np.stack(list(obs.values()))]
+    for _ in range(steps):
+        obs, rew, *_ = env.step(_actions(env, rng))
+        out += [np.stack(list(obs.values())), np.array(list(rew.values()))]
+    return out
+
+
+def test_seeding_is_deterministic(scenario):
+    a, b = _rollout(_env(scenario), 7), _rollout(_env(scenario, seed=99), 7)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    env = _env(scenario)
+    starts = set()
+    for s in range(6):
+        env.reset(seed=s)
+        starts.add(env.sim.period)
+    assert len(starts) > 1  # the day offset is drawn from the seed
+
+
+def test_pickle_round_trip_continues_identically(scenario):
+    env = _env(scenario, reward="sum_log")
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    env.step(_actions(env, rng))
+    clone = pickle.loads(pickle.dumps(env))
+    for _ in range(3):
+        acts = _actions(env, rng)
+        o1, r1, *_ = env.step(acts)
+        o2, r2, *_ = clone.step(acts)
+        assert r1 == r2 and all(np.array_equal(o1[k], o2[k]) for k in o1)
+
+
+def test_shares_feasible():
+    rng = np.random.default_rng(0)
+    act = np.concatenate([rng.normal(0, 10, (500, 4)), np.full((2, 4), np.nan), np.full((2, 4), 1e9)])
+    mask = rng.uniform(size=act.shape) < 0.6
+    mask[0] = False
+    x = action_to_shares(act, mask)
+    assert np.isfinite(x).all() and (x >= 0).all() and (x.sum(axis=1) <= 1 + 1e-12).all()
+    assert (x[~mask] == 0).all() and x[0].sum() == 0
+    np.testing.assert_allclose(x[mask.any(axis=1)].sum(axis=1), 1.0)
+    assert action_to_shares(np.zeros(4), np.array([1, 1, 0, 1], bool)).tolist() == pytest.approx([1 / 3, 1 / 3, 0, 1 / 3])
+
+
+def test_env_shares_feasible_and_reward_kinds(scenario):
+    env = _env(scenario)
+    env.reset(seed=1)
+    shares = env.shares_from_actions(_actions(env, np.random.default_rng(1)))
+    assert (shares >= 0).all() and (shares.sum(axis=1) <= 1 + 1e-9).all()
+    with pytest.raises(ValueError, match="reward"):
+        _env(scenario, reward="max")
+
+
+def test_neighbour_load_known_and_halo():
+    nbr = np.array([[1, 7], [0, 9]])  # cell 0: neighbours 1 (known) and 7 (halo); cell 1: 0 (known), 9 (unknown)
+    known_ids = np.array([0, 1])
+    prb = np.array([[0.2, 0.4], [0.6, 0.0]])
+    mask = np.array([[True, True], [True, False]])
+    nl = neighbour_load(nbr, known_ids, prb, mask, halo_ids=np.array([7]), halo_util=np.array([0.8]))
+    np.testing.assert_allclose(nl, [[(0.6 + 0.4) / 2, (0.0 + 0.4) / 2], [0.2 / 2, 0.4 / 2]])
+
+
+def test_shares_to_action_inverts_the_masked_softmax():
+    from slicing.data.features import ACTION_LIMIT, shares_to_action
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((50, 4)) < 0.7
+    mask[:, 0] = True
+    x = rng.dirichlet(np.ones(4), 50) * mask
+    x = x / x.sum(axis=1, keepdims=True)
+    x = np.where(mask, np.maximum(x, 0.02), 0.0)
+    x = x / x.sum(axis=1, keepdims=True)
+    logits = shares_to_action(x, mask)
+    assert np.all(np.abs(logits) <= ACTION_LIMIT)
+    np.testing.assert_allclose(action_to_shares(logits, mask), x, atol=1e-9)
+    assert np.all(logits[~mask] == 0.0)
+
+
+def test_timeline_mode_continues_the_run_and_records_every_period(scenario):
+    env = _env(scenario, timeline=True, record=True, episode_len=5)
+    rng = np.random.default_rng(0)
+    env.reset(seed=3)
+    assert env.sim.period == 1 and [r.period for r in env.records] == [0]  # warm-up period 0
+    for _ in range(5):
+        *_, trunc, _ = env.step(_actions(env, rng))
+    assert trunc["__all__"]
+    obs_before = env._obs_array()
+    obs, _ = env.reset()  # continues: no jump to a random day, no extra period
+    assert env.sim.period == 6
+    np.testing.assert_array_equal(np.stack(list(obs.values())), obs_before)
+    env.step(_actions(env, rng))
+    assert [r.period for r in env.records] == list(range(7))
+    rec = env.records[-1]
+    assert rec.r.shape == (6, env.n_slices) and np.all(rec.share.sum(axis=1) <= 1 + 1e-9)
+    # the recorded shares are the agents' masked softmax
+    plain = _env(scenario, episode_len=5)
+    assert not plain.timeline and plain.records == []

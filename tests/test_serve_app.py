@@ -1,0 +1,376 @@
+"""The HTTP service for real: Ray Serve on 127.0.0.1 (a free port), a 48-cell population on 2 shards, a small
+estimator. Every client call goes to 127.0.0.1. Serve is shut down at the end of the module.
+
+The deployment runs with max_inflight_requests = 2 (the overload test needs a low limit; the other tests send
+one request at a time) and max_cells_per_request = 300.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+
+from slicing.config import HISTORY, build_scenario
+from slicing.serve.runner import deploy_app, free_port, random_cells, wait_ready
+
+TOKEN = "test-token-123"
+MAX_CELLS = 300
+SCHEMES = ["idla", "traffic", "equal", "oracle"]
+
+
+@pytest.fixture(scope="module")
+def svc(ray_session, tmp_path_factory):
+    import ray
+    from ray import serve
+
+    from slicing.bench.core import bench_estimator
+    from slicing.runtime import start_population_actor
+
+    model = bench_estimator(0, lambda msg: None, epochs=2)
+    sc = build_scenario({"name": "serve-test", "seed": 2, "topology": {"sites": 16},
+                         "initial_slices": [1, 2, 4], "schedule": [{"at_fraction": 0.0, "add": [3],
+                                                                    "cells_fraction": 0.5}]})
+    from slicing.rl.train import TrainSettings, train
+
+    # an untrained (0-iteration) PPO checkpoint: enough to serve scheme rl through the real loading path
+    rl_ckpt = train(sc, TrainSettings(algo="ppo", iterations=0, region=6, episode_len=4, hidden=(16,)),
+                    tmp_path_factory.mktemp("rl"))["checkpoint"]
+    pop = start_population_actor(sc, 2, "idla", model)
+    try:
+        for _ in range(HISTORY):
+            ray.get(pop.run_period.remote())
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        deploy_app({"max_inflight_requests": 2, "max_cells_per_request": MAX_CELLS},
+                   env={"SLICING_API_TOKEN": TOKEN, "SLICING_RL_CHECKPOINT": rl_ckpt})
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, timeout_s=120)
+        yield {"base": base, "pop": pop, "cells": sc.cells, "version": ray.get(pop.model_version.remote()),
+               "rl_checkpoint": rl_ckpt, "scenario": sc}
+    finally:
+        serve.shutdown()
+        try:
+            ray.get(pop.shutdown.remote(), timeout=60)
+        finally:
+            ray.kill(pop)
+
+
+def post(svc, path: str, body=None, raw: str | None = None, headers: dict | None = None) -> requests.Response:
+    h = {"content-type": "application/json", **(headers or {})}
+    return requests.post(svc["base"] + path, data=raw if raw is not None else json.dumps(body), headers=h,
+                         timeout=60)
+
+
+def get(svc, path: str) -> requests.Response:
+    return requests.get(svc["base"] + path, timeout=30)
+
+
+def valid_body(scheme: str = "idla") -> dict:
+    return {"scheme": scheme, "cells": random_cells(3, np.random.default_rng(11), (2, 3))}
+
+
+# -------------------------------------------------------------------------------------------------- probes
+
+
+def test_health_and_readiness(svc) -> None:
+    assert get(svc, "/healthz").json() == {"status": "ok"}
+    r = get(svc, "/readyz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["ready"] and body["estimator"] and body["population"]
+    assert body["estimator_source"] == "population" and body["model_version"] == svc["version"]
+
+
+def test_openapi_lists_the_v1_contract(svc) -> None:
+    spec = get(svc, "/openapi.json").json()
+    assert {"/healthz", "/readyz", "/v1/allocate", "/v1/cells", "/v1/cells/{cell_id}/allocation",
+            "/v1/kpis"} <= set(spec["paths"])
+    assert "413" in spec["paths"]["/v1/allocate"]["post"]["responses"]
+    assert "401" in spec["paths"]["/v1/kpis"]["post"]["responses"]
+
+
+# ----------------------------------------------------------------------------------------- POST /v1/allocate
+
+
+def _ratios_ok(slices: list[dict]) -> None:
+    shares = np.array([s["share"] for s in slices])
+    assert (shares >= 0).all() and shares.sum() <= 1.0
+    mins = [s["rrm_policy"]["min_ratio"] for s in slices]
+    assert sum(mins) <= 100
+    for s in slices:
+        p = s["rrm_policy"]
+        assert all(isinstance(p[k], int) for k in ("max_ratio", "min_ratio", "dedicated_ratio"))
+        assert 0 <= p["dedicated_ratio"] <= p["min_ratio"] <= p["max_ratio"] <= 100
+        assert p["min_ratio"] <= 100 * s["share"] + 1e-6 <= p["max_ratio"] + 2e-6
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_allocate_feasible_with_rrm_invariants(svc, scheme: str) -> None:
+    rng = np.random.default_rng(SCHEMES.index(scheme))
+    cells = random_cells(250, rng, (1, 6))
+    r = post(svc, "/v1/allocate", {"scheme": scheme, "cells": cells})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["model_version"] == svc["version"]
+    assert [a["cell_id"] for a in out["allocations"]] == [c["cell_id"] for c in cells]
+    for a, c in zip(out["allocations"], cells, strict=True):
+        assert [s["snssai"] for s in a["slices"]] == [s["snssai"] for s in c["slices"]]
+        assert math.isfinite(a["predicted_utility"])
+        _ratios_ok(a["slices"])
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def _mutate(case: str) -> tuple[dict | str, str]:
+    body = {"scheme": "idla", "cells": random_cells(2, np.random.default_rng(4), (2, 2))}
+    c0s1 = body["cells"][0]["slices"][1]
+    if case == "nan":
+        c0s1["users_history"][2] = "__NAN__"
+        return json.dumps(body).replace('"__NAN__"', "NaN"), "body.cells.0.slices.1.users_history.2"
+    if case == "infinity":
+        body["cells"][1]["slices"][0]["throughput_req_mbps"] = "__INF__"
+        return json.dumps(body).replace('"__INF__"', "Infinity"), "body.cells.1.slices.0.throughput_req_mbps"
+    if case == "history_length":
+        c0s1["users_history"] = c0s1["users_history"][:-1]
+        return body, "body.cells.0.slices.1.users_history"
+    if case == "cqi_length":
+        body["cells"][1]["slices"][1]["cqi_history"] += [7.0]
+        return body, "body.cells.1.slices.1.cqi_history"
+    if case == "negative_throughput":
+        c0s1["throughput_req_mbps"] = -1.0
+        return body, "body.cells.0.slices.1.throughput_req_mbps"
+    if case == "negative_delay":
+        body["cells"][1]["slices"][0]["delay_req_ms"] = -5
+        return body, "body.cells.1.slices.0.delay_req_ms"
+    if case == "empty_slices":
+        body["cells"][1]["slices"] = []
+        return body, "body.cells.1.slices"
+    if case == "unknown_scheme":
+        body["scheme"] = "magic"
+        return body, "body.scheme"
+    if case == "duplicate_snssai":
+        c0s1["snssai"] = body["cells"][0]["slices"][0]["snssai"].upper()
+        return body, "body.cells.0.slices"
+    if case == "bad_snssai":
+        c0s1["snssai"] = "1-2"
+        return body, "body.cells.0.slices.1.snssai"
+    if case == "unknown_field":
+        c0s1["weight"] = 2
+        return body, "body.cells.0.slices.1.weight"
+    if case == "no_cells":
+        body["cells"] = []
+        return body, "body.cells"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["nan", "infinity", "history_length", "cqi_length", "negative_throughput",
+                                  "negative_delay", "empty_slices", "unknown_scheme", "duplicate_snssai",
+                                  "bad_snssai", "unknown_field", "no_cells"])
+def test_invalid_allocate_is_422_naming_the_json_path(svc, case: str) -> None:
+    body, path = _mutate(case)
+    r = post(svc, "/v1/allocate", raw=body) if isinstance(body, str) else post(svc, "/v1/allocate", body)
+    assert r.status_code == 422, r.text
+    paths = [d["path"] for d in r.json()["detail"]]
+    assert path in paths, paths
+    if case == "duplicate_snssai":
+        assert "duplicate S-NSSAI" in r.json()["detail"][0]["msg"]
+
+
+def test_allocate_rl_scheme_with_checkpoint_version(svc) -> None:
+    from slicing.rl.inference import RlPolicy
+
+    body = {"scheme": "rl", "cells": random_cells(20, np.random.default_rng(8), (1, 4), last_period=True)}
+    r = post(svc, "/v1/allocate", body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["model_version"] == RlPolicy.from_checkpoint(svc["rl_checkpoint"]).version != svc["version"]
+    for cell, a in zip(body["cells"], out["allocations"], strict=True):
+        assert [s["snssai"] for s in a["slices"]] == [s["snssai"] for s in cell["slices"]]
+        assert sum(s["share"] for s in a["slices"]) <= 1 + 1e-9
+    assert get(svc, "/readyz").json()["rl_version"] == out["model_version"]
+    del body["cells"][2]["slices"][0]["last_period"]
+    r = post(svc, "/v1/allocate", body)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["path"] == "body.cells.2.slices.0.last_period"
+
+
+def test_agents_and_transfer_over_http(svc, tmp_path) -> None:
+    from slicing.runtime.transfer_actor import start_transfer_actor, stop_transfer_actor
+    from slicing.rl.transfer import pretrain_source
+
+    sc = svc["scenario"]
+    src = pretrain_source(sc, [0, 1, 2], tmp_path / "src", iterations=1, episode_len=8, hidden=(16,))
+    handle = start_transfer_actor(sc, tmp_path / "registry", episodes=1, episode_len=8, iterations=1, vae_epochs=10)
+    try:
+        import ray
+
+        ray.get(handle.register.remote("A", [0, 1, 2], src["checkpoint"], src["transitions"]))
+        r = get(svc, "/v1/agents")
+        assert r.status_code == 200 and [a["name"] for a in r.json()["agents"]] == ["A"]
+        body = {"target": "T", "cells": [0, 1, 2], "strategy": "model", "iterations": 1}
+        assert post(svc, "/v1/transfer", body).status_code == 401
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        r = post(svc, "/v1/transfer", body | {"source": "nobody"}, headers=auth)
+        assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.source"
+        r = post(svc, "/v1/transfer", body | {"cells": [0, 9999]}, headers=auth)
+        assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.cells"
+        r = post(svc, "/v1/transfer", body | {"strategy": "magic"}, headers=auth)
+        assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.strategy"
+        r = post(svc, "/v1/transfer", body, headers=auth)
+        assert r.status_code == 202, r.text
+        out = r.json()
+        assert out["source"] == "A" and out["ranking"][0]["source"] == "A" and out["agent"]["status"] == "training"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            agents = {a["name"]: a for a in get(svc, "/v1/agents").json()["agents"]}
+            if agents["T"]["status"] != "training":
+                break
+            time.sleep(1.0)
+        assert agents["T"]["status"] == "ready", agents["T"]["error"]
+        assert agents["T"]["source"] == "A" and agents["T"]["checkpoint"]
+    finally:
+        stop_transfer_actor()
+
+
+def test_too_many_cells_is_413(svc) -> None:
+    r = post(svc, "/v1/allocate", {"scheme": "equal", "cells": [{"cell_id": str(i)} for i in range(MAX_CELLS + 1)]})
+    assert r.status_code == 413 and str(MAX_CELLS) in r.json()["detail"]
+    ok = post(svc, "/v1/allocate", {"scheme": "equal",
+                                    "cells": random_cells(MAX_CELLS, np.random.default_rng(1), (1, 2))})
+    assert ok.status_code == 200
+
+
+def test_invalid_query_is_422(svc) -> None:
+    for q, path in [("limit=0", "query.limit"), ("limit=10001", "query.limit"), ("offset=-1", "query.offset"),
+                    ("limit=abc", "query.limit")]:
+        r = get(svc, f"/v1/cells?{q}")
+        assert r.status_code == 422 and path in [d["path"] for d in r.json()["detail"]]
+
+
+# --------------------------------------------------------------------------------------------- population
+
+
+def test_cells_paging(svc) -> None:
+    n = svc["cells"]
+    first = get(svc, "/v1/cells?limit=10").json()
+    assert first == {"cells": [str(i) for i in range(10)], "total": n, "limit": 10, "offset": 0}
+    default = get(svc, "/v1/cells").json()
+    assert default["limit"] == 100 and default["cells"] == [str(i) for i in range(n)]
+    tail = get(svc, f"/v1/cells?limit=100&offset={n - 5}").json()
+    assert tail["cells"] == [str(i) for i in range(n - 5, n)] and tail["offset"] == n - 5
+    assert get(svc, f"/v1/cells?offset={n + 10}").json()["cells"] == []
+    pages = [get(svc, f"/v1/cells?limit=7&offset={o}").json()["cells"] for o in range(0, n, 7)]
+    assert [c for page in pages for c in page] == [str(i) for i in range(n)]
+
+
+def test_cell_allocation_of_every_cell(svc) -> None:
+    ids = get(svc, "/v1/cells?limit=10000").json()["cells"]
+    counts = set()
+    for cid in ids:
+        r = get(svc, f"/v1/cells/{cid}/allocation")
+        assert r.status_code == 200, r.text
+        a = r.json()
+        assert a["cell_id"] == cid and a["model_version"] == svc["version"] and a["scheme"] == "idla"
+        assert a["period"] == HISTORY
+        _ratios_ok(a["slices"])
+        counts.add(len(a["slices"]))
+    assert counts == {3, 4}  # half the cells got slice 3 on top of [1, 2, 4]
+
+
+@pytest.mark.parametrize("cid", ["100000", "48", "abc", "-1", "1.5", "99999999999999999999"])
+def test_unknown_cell_is_404(svc, cid: str) -> None:
+    r = get(svc, f"/v1/cells/{cid}/allocation")
+    assert r.status_code == 404 and "unknown cell" in r.json()["detail"]
+
+
+def test_new_period_is_served_after_a_round(svc) -> None:
+    import ray
+
+    before = get(svc, "/v1/cells/5/allocation").json()
+    ray.get(svc["pop"].run_period.remote())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = get(svc, "/v1/cells/5/allocation").json()
+        if now["period"] == before["period"] + 1:
+            break
+        time.sleep(0.2)
+    assert now["period"] == before["period"] + 1  # the per-period cache was invalidated
+
+
+# ---------------------------------------------------------------------------------------------- POST /v1/kpis
+
+
+def _records(svc, cell: int) -> list[dict]:
+    a = get(svc, f"/v1/cells/{cell}/allocation").json()
+    return [{"cell_id": str(cell), "snssai": s["snssai"], "users": 4.0 + j, "cqi": 9.5, "prb_util": 0.3,
+             "throughput_mbps": 1.2, "delay_ms": 40.0} for j, s in enumerate(a["slices"])]
+
+
+def test_kpis_need_the_bearer_token(svc) -> None:
+    body = {"records": _records(svc, 1)}
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {TOKEN}"}):
+        r = post(svc, "/v1/kpis", body, headers=headers)
+        assert r.status_code == 401 and r.headers.get("www-authenticate") == "Bearer"
+    # auth is checked before the body: a bad body without a token is still 401
+    assert post(svc, "/v1/kpis", {"records": "nonsense"}).status_code == 401
+
+
+def test_kpis_are_ingested(svc) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    records = _records(svc, 3) + _records(svc, 40)
+    r = post(svc, "/v1/kpis", {"records": records}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"accepted": len(records)}
+    # refused records name the record and field
+    bad_cell = [{**records[0], "cell_id": "4800"}]
+    r = post(svc, "/v1/kpis", {"records": bad_cell}, headers=auth)
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.records.0.cell_id"
+    bad_snssai = [records[0], {**records[1], "snssai": "0F-00000F"}]
+    r = post(svc, "/v1/kpis", {"records": bad_snssai}, headers=auth)
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.records.1.snssai"
+    r = post(svc, "/v1/kpis", {"records": [{**records[0], "cqi": 16}]}, headers=auth)
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.records.0.cqi"
+
+
+# ---------------------------------------------------------------------------------------------------- overload
+
+
+def test_overload_is_503_with_retry_after(svc) -> None:
+    body = json.dumps({"scheme": "idla", "cells": random_cells(MAX_CELLS, np.random.default_rng(9), (4, 6))})
+
+    def one(_: int) -> requests.Response:
+        return requests.post(svc["base"] + "/v1/allocate", data=body, headers={"content-type": "application/json"},
+                             timeout=60)
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        responses = list(pool.map(one, range(12)))
+    assert time.monotonic() - t0 < 60
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {200, 503}, codes
+    rejected = [r for r in responses if r.status_code == 503]
+    assert rejected and 200 in codes, codes
+    for r in rejected:
+        assert int(r.headers["Retry-After"]) >= 0 and "overloaded" in r.json()["detail"]
+    assert get(svc, "/healthz").status_code == 200  # probes are not limited
+
+
+def test_bench_serve_measures_a_bounded_paced_run(svc) -> None:
+    """`slicing bench serve`'s loop against the running service: bounded count, paced, every GET answered."""
+    from slicing.serve.runner import bench_serve
+
+    logs: list[str] = []
+    out = bench_serve(svc["base"], svc["cells"], allocate_cells=10, rps=20.0, requests_total=20, log=logs.append)
+    assert set(out) == {"allocate_1000_cells_s", "get_p50_ms", "get_p99_ms", "rps"}
+    assert 0 < out["allocate_1000_cells_s"] < 60 and 0 < out["get_p50_ms"] <= out["get_p99_ms"] < 10_000
+    assert 5 < out["rps"] <= 25  # paced at 20/s, not as fast as possible
+    # the fixture caps in-flight requests at 2 (to test overload), so a loaded machine may shed a few with 503
+    shed = [int(line.split(" non-200")[0].rsplit(" ", 1)[1]) for line in logs if " non-200" in line]
+    assert shed and shed[0] <= 5
