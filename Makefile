@@ -17,7 +17,7 @@ $(VENV_STAMP): pyproject.toml
 demo: $(VENV_STAMP)
 	.venv/bin/slicing demo --out out/
 
-test: $(VENV_STAMP)
+test: $(VENV_STAMP) lint
 	$(PY) -m pytest -q tests
 
 bench: $(VENV_STAMP)
@@ -26,8 +26,10 @@ bench: $(VENV_STAMP)
 evaluate: $(VENV_STAMP)
 	.venv/bin/slicing evaluate --scenario scenarios/idla.yaml --out out/idla --json
 
+# the layer contracts of pyproject.toml (import-linter) and ruff's explicit rule list, before any test runs
 lint: $(VENV_STAMP)
-	.venv/bin/ruff check slicing tests
+	.venv/bin/lint-imports
+	.venv/bin/ruff check slicing tests serve_app.py
 
 clean:
 	rm -rf out .pytest_cache

@@ -14,6 +14,12 @@ Errors: 422 ``{"detail": [{"path": "body.cells.0.slices.1.users_history", "msg",
 413 more cells than ``max_cells_per_request``; 401 bearer token; 503 + ``Retry-After`` on overload, while the
 estimator loads or when the population is unreachable; 503 on ``/v1/kpis`` when ``SLICING_API_TOKEN`` is unset.
 
+Bad input found below the HTTP layer (a KPI record the population refuses, an unknown transfer source) is a
+``slicing.errors.FieldError`` carried across Ray as data: answered 422 with ``body.<its path>``, never parsed.
+
+The replica's ``SlicingService`` lives in ``api.state.service`` (set by ``SlicingIngress``): the dependencies read it
+from ``request.app``, the middleware from ``scope["app"]``.
+
 Overload: each replica counts the requests it is working on (``InflightLimiter``, pure ASGI, before the body is
 read); above ``max_inflight_requests`` it answers 503 with ``Retry-After`` at once. Serve itself sends at most
 ``max_ongoing_requests`` (64) to a replica and queues at most ``max_queued_requests`` (256) per proxy, rejecting
@@ -30,7 +36,9 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.config import BackpressureConfig
 
-from slicing.serve import service as svc_mod
+from slicing.errors import FieldError
+from slicing.serve.auth import check_token
+from slicing.serve.errors import ServiceError
 from slicing.serve.models import (
     AgentsPage,
     AllocateRequest,
@@ -46,7 +54,7 @@ from slicing.serve.models import (
     TransferResponse,
     ValidationErrorBody,
 )
-from slicing.serve.service import ServiceError, SlicingService, check_token, ingest_error_detail
+from slicing.serve.service import SlicingService
 from slicing.serve.settings import ServiceSettings, load_settings
 
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs", "/redoc")
@@ -67,7 +75,7 @@ class InflightLimiter:
         if scope["type"] != "http" or scope["path"].startswith(UNLIMITED_PATHS):
             await self.app(scope, receive, send)
             return
-        service = svc_mod.CURRENT
+        service = getattr(getattr(scope.get("app"), "state", None), "service", None)  # None while starting
         limit = service.settings.max_inflight_requests if service else 1_000_000
         if self.inflight >= limit:
             retry = str(service.settings.retry_after_s if service else 1)
@@ -99,24 +107,25 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
 
 @api.exception_handler(ServiceError)
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-    if exc.status == 422 and exc.path is not None:  # a field the service refused (e.g. scheme rl not enabled)
-        body: dict[str, Any] = {"detail": [{"path": exc.path, "msg": exc.detail, "type": "value_error"}]}
-    elif exc.status == 422:  # a record the population refused
-        body = {"detail": [ingest_error_detail(exc.detail)]}
-    else:
-        body = {"detail": exc.detail}
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
-def _service() -> SlicingService:
-    if svc_mod.CURRENT is None:
+@api.exception_handler(FieldError)
+async def _field_error(request: Request, exc: FieldError) -> JSONResponse:
+    """Input refused below the HTTP layer (a KPI record, a transfer's source): 422 with its JSON path."""
+    return JSONResponse({"detail": [exc.detail("body")]}, status_code=422)
+
+
+def _service(request: Request) -> SlicingService:
+    service = getattr(request.app.state, "service", None)
+    if service is None:
         raise ServiceError(503, "service starting", {"Retry-After": "1"})
-    return svc_mod.CURRENT
+    return service
 
 
 async def _cell_limit(request: Request) -> None:
     """413 before the (costly) validation of the cells when there are too many; runs ahead of body validation."""
-    limit = _service().settings.max_cells_per_request
+    limit = _service(request).settings.max_cells_per_request
     try:
         body = await request.json()
     except ValueError:
@@ -126,8 +135,13 @@ async def _cell_limit(request: Request) -> None:
         raise ServiceError(413, f"{len(cells)} cells in one request; at most {limit} (max_cells_per_request)")
 
 
-async def _ingest_auth(authorization: str | None = Header(default=None, description="Bearer <token>")) -> None:
-    check_token(_service().settings, authorization)
+async def _ingest_auth(request: Request,
+                       authorization: str | None = Header(default=None, description="Bearer <token>")) -> None:
+    check_token(_service(request).settings, authorization)
+
+
+CellLimit = Depends(_cell_limit)
+BearerToken = Depends(_ingest_auth)
 
 
 @serve.deployment(
@@ -152,7 +166,7 @@ class SlicingIngress:
         # One thread by default: on a shared node, more OpenMP threads than free cores made a 1,000-cell IDLA
         # allocation ~10x slower (1.5-2.6 s instead of 0.1 s, measured on 2 busy cores).
         torch.set_num_threads(self.svc.settings.torch_threads)
-        svc_mod.CURRENT = self.svc
+        api.state.service = self.svc
         self.svc.start()
 
     @api.get("/healthz", response_model=Health, summary="the process is up")
@@ -165,7 +179,7 @@ class SlicingIngress:
         r = await self.svc.readiness()
         return JSONResponse(r, status_code=200 if r["ready"] else 503)
 
-    @api.post("/v1/allocate", response_model=AllocateResponse, dependencies=[Depends(_cell_limit)],
+    @api.post("/v1/allocate", response_model=AllocateResponse, dependencies=[CellLimit],
               summary="stateless allocation of the given cells (one vectorised call)",
               responses={**ERRORS, 413: {"model": ErrorBody, "description": "too many cells"}})
     async def allocate(self, req: AllocateRequest) -> JSONResponse:
@@ -174,32 +188,32 @@ class SlicingIngress:
     @api.get("/v1/cells", response_model=CellsPage, summary="page of the running population's cell ids",
              responses=ERRORS)
     async def cells(self, limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0)) -> dict:
-        return await self.svc.cells(limit, offset)
+        return await self.svc.population.cells(limit, offset)
 
     @api.get("/v1/cells/{cell_id}/allocation", response_model=PopulationAllocation,
              summary="the running population's current allocation of one cell",
              responses={**ERRORS, 404: {"model": ErrorBody, "description": "unknown cell"}})
     async def cell_allocation(self, cell_id: str) -> dict:
-        return await self.svc.cell_allocation(cell_id)
+        return await self.svc.population.cell_allocation(cell_id)
 
-    @api.post("/v1/kpis", response_model=KpiIngestResponse, dependencies=[Depends(_ingest_auth)],
+    @api.post("/v1/kpis", response_model=KpiIngestResponse, dependencies=[BearerToken],
               summary="ingest KPI records into the running population (bearer token)",
               responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
     async def kpis(self, body: KpiIngest) -> dict:
-        return await self.svc.ingest(body)
+        return await self.svc.population.ingest(body)
 
     @api.get("/v1/agents", response_model=AgentsPage, summary="the transfer service's registry of trained agents",
              responses=ERRORS)
     async def agents(self) -> dict:
-        return await self.svc.agents()
+        return await self.svc.transfers.agents()
 
     @api.post("/v1/transfer", response_model=TransferResponse, status_code=202,
-              dependencies=[Depends(_ingest_auth)],
+              dependencies=[BearerToken],
               summary="rank the sources for new target cells and start a transfer (bearer token); the new agent "
                       "is listed by GET /v1/agents, status training -> ready",
               responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
     async def transfer(self, body: TransferRequest) -> JSONResponse:
-        return JSONResponse(await self.svc.transfer(body), status_code=202)
+        return JSONResponse(await self.svc.transfers.transfer(body), status_code=202)
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:

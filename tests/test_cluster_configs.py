@@ -66,7 +66,7 @@ def test_onprem_config_validates(no_network) -> None:
     cfg = ray_validate(raw)
     assert cfg["provider"]["type"] == "local"
     assert cfg["provider"]["head_ip"] == "192.0.2.10"
-    (node_type,) = [k for k in cfg["available_node_types"]]
+    (node_type,) = list(cfg["available_node_types"])
     assert cfg["available_node_types"][node_type]["max_workers"] == len(raw["provider"]["worker_ips"]) == 2
     setup = " ".join(cfg["setup_commands"])
     assert setup.index("torch==2.13.0") < setup.index("ray[rllib,serve,tune]==2.60.0")

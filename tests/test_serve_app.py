@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import requests
 
+from slicing.bench.serve import random_cells
 from slicing.config import HISTORY, build_scenario
-from slicing.serve.runner import deploy_app, free_port, random_cells, wait_ready
+from slicing.serve.runner import deploy_app, free_port, wait_ready
 
 TOKEN = "test-token-123"
 MAX_CELLS = 300
@@ -29,10 +30,10 @@ def svc(ray_session, tmp_path_factory):
     import ray
     from ray import serve
 
-    from slicing.bench.core import bench_estimator
+    from slicing.optim.rollout import bootstrap_estimator
     from slicing.runtime import start_population_actor
 
-    model = bench_estimator(0, lambda msg: None, epochs=2)
+    model = bootstrap_estimator(0, lambda msg: None, epochs=2)
     sc = build_scenario({"name": "serve-test", "seed": 2, "topology": {"sites": 16},
                          "initial_slices": [1, 2, 4], "schedule": [{"at_fraction": 0.0, "add": [3],
                                                                     "cells_fraction": 0.5}]})
@@ -202,8 +203,8 @@ def test_allocate_rl_scheme_with_checkpoint_version(svc) -> None:
 
 
 def test_agents_and_transfer_over_http(svc, tmp_path) -> None:
-    from slicing.runtime.transfer_actor import start_transfer_actor, stop_transfer_actor
     from slicing.rl.transfer import pretrain_source
+    from slicing.runtime.transfer_actor import start_transfer_actor, stop_transfer_actor
 
     sc = svc["scenario"]
     src = pretrain_source(sc, [0, 1, 2], tmp_path / "src", iterations=1, episode_len=8, hidden=(16,))
@@ -364,7 +365,7 @@ def test_overload_is_503_with_retry_after(svc) -> None:
 
 def test_bench_serve_measures_a_bounded_paced_run(svc) -> None:
     """`slicing bench serve`'s loop against the running service: bounded count, paced, every GET answered."""
-    from slicing.serve.runner import bench_serve
+    from slicing.bench.serve import bench_serve
 
     logs: list[str] = []
     out = bench_serve(svc["base"], svc["cells"], allocate_cells=10, rps=20.0, requests_total=20, log=logs.append)

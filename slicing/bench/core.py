@@ -3,8 +3,9 @@
 The population is the default catalogue with all four slices active (the IDLA paper's H2 configuration), sized
 to ceil(N / 3) three-sector sites. Its history is filled by H periods of the traffic baseline (not timed); then
 one period is timed (``sim_step_s``) and one IDLA allocation of every cell, warm-started from the last shares
-(``allocate_s``). The estimator is trained first on a small collection (36 cells; not timed), unless a saved one
-is given. ``utility_vs_grid_oracle`` is IDLA's estimated utility over the exact 0.05-grid optimum (the DP oracle,
+(``allocate_s``). The estimator is ``slicing.optim.rollout.bootstrap_estimator`` (36 cells; trained first, not
+timed), unless a saved one is given. ``utility_vs_grid_oracle`` is IDLA's estimated utility
+(``slicing.optim.utility.estimated_utility``) over the exact 0.05-grid optimum (the DP oracle,
 identical to brute force on that grid) on the same cells and estimator, both evaluated with the network itself.
 """
 
@@ -15,50 +16,28 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from slicing.config import build_scenario
-from slicing.data.collect import collect, traffic_shares
 from slicing.data.history import History
-from slicing.models.qos_estimator import QosEstimator, load_estimator, train_estimator
+from slicing.models.qos_estimator import load_estimator
 from slicing.optim.idla import allocate_idla
 from slicing.optim.oracle import dp_oracle, grid_values
+from slicing.optim.rollout import bootstrap_estimator, rollout, traffic_policy
+from slicing.optim.utility import estimated_utility
 from slicing.sim.simulator import Simulator
 
 Log = Callable[[str], None]
-
-
-def bench_estimator(seed: int, log: Log, epochs: int = 40) -> QosEstimator:
-    sc = build_scenario({"name": "bench-train", "seed": seed, "topology": {"sites": 12}, "steps": 600,
-                         "initial_slices": [1, 2, 3, 4], "estimator": {"epochs": epochs}})
-    samples = collect(sc, sc.steps, 0.5, True, seed)
-    model, rep = train_estimator(samples.features(), samples.targets(), sc.estimator, seed=seed)
-    log(f"bench estimator: {rep.samples} samples, held-out MAE {rep.mae_test:.4f}, {rep.seconds:.1f} s")
-    return model
-
-
-def estimated_utility(model: QosEstimator, z: np.ndarray, mask: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """[N] sum over active slices of log(1 + f(x, z)), evaluated with the network."""
-    n, s, _ = z.shape
-    feats = np.concatenate([shares[..., None], z], axis=2).reshape(n * s, -1).astype(np.float32)  # [N S, 13]
-    with torch.inference_mode():
-        f = torch.cat([model(torch.from_numpy(c)) for c in np.array_split(feats, max(1, n * s // 262_144))])
-    return np.where(mask, np.log1p(f.numpy().reshape(n, s)), 0.0).sum(axis=1)
+bench_estimator = bootstrap_estimator  # the old name, until its importers (serve, tests) use the new one
 
 
 def bench_core(cells: int, seed: int = 0, log: Log = print, estimator: Path | None = None) -> dict:
-    model = load_estimator(estimator) if estimator else bench_estimator(seed, log)
+    model = load_estimator(estimator) if estimator else bootstrap_estimator(seed, log)
     sites = math.ceil(cells / 3)
     sc = build_scenario({"name": "bench", "seed": seed, "topology": {"sites": sites}, "initial_slices": [1, 2, 3, 4]})
     t0 = time.perf_counter()
     sim = Simulator(sc)
     history = History(len(sim.cell_ids), sim.n_slices)
     log(f"built {len(sim.cell_ids)} cells in {time.perf_counter() - t0:.1f} s; filling the history")
-    shares = None
-    for _ in range(history.horizon):
-        shares = traffic_shares(sim.demand().offered_mbps, sim.slice_mask())
-        history.push(sim.step(shares))
+    shares = rollout(sim, history, traffic_policy, history.horizon)  # [N, S] the last period's
     t0 = time.perf_counter()
     history.push(sim.step(shares))
     sim_step_s = time.perf_counter() - t0
@@ -75,7 +54,7 @@ def bench_core(cells: int, seed: int = 0, log: Log = print, estimator: Path | No
     u_idla = estimated_utility(model, z, mask, res.shares).sum()
     u_oracle = estimated_utility(model, z, mask, oracle_shares).sum()
     return {
-        "cells": int(len(sim.cell_ids)),
+        "cells": len(sim.cell_ids),
         "sim_step_s": round(sim_step_s, 4),
         "allocate_s": round(allocate_s, 3),
         "cells_per_s": round(len(sim.cell_ids) / allocate_s, 1),

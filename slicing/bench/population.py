@@ -3,8 +3,8 @@
 The scenario is ``slicing.bench.core``'s (default catalogue, all four slices active, ceil(N / 3) sites). Shards
 checkpoint every period to a temporary folder, as in service. The first H - 1 rounds fill the history with the
 traffic baseline (IDLA's warm-up, not timed); then ``periods`` rounds run IDLA with the small bench estimator
-(``slicing.bench.core.bench_estimator``, trained first and not timed, unless a saved one is given). Reported values
-are medians over the timed rounds: ``cells_per_s = cells / round_s``.
+(``slicing.optim.rollout.bootstrap_estimator``, trained first and not timed, unless a saved one is given).
+Reported values are medians over the timed rounds: ``cells_per_s = cells / round_s``.
 
 Each shard runs torch with ``threads`` threads (default 1, what Ray gives a fractional-CPU actor): measured on 2
 cores shared with another CPU-bound process, one shard with 2 threads took 12-41 s per round against 7 s with one
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from slicing.config import HISTORY, build_scenario
 from slicing.models.qos_estimator import load_estimator
+from slicing.optim.rollout import bootstrap_estimator
 
 Log = Callable[[str], None]
 
@@ -32,12 +33,11 @@ def bench_population(cells: int, shards: int, periods: int = 3, seed: int = 0, l
     """Median timings of ``periods`` IDLA rounds of ``cells`` cells on ``shards`` Ray actors (see module doc)."""
     import ray
 
-    from slicing.bench.core import bench_estimator
     from slicing.runtime.population import Population
 
     if periods < 1:
         raise ValueError(f"periods: must be >= 1, got {periods}")
-    model = load_estimator(estimator) if estimator else bench_estimator(seed, log)
+    model = load_estimator(estimator) if estimator else bootstrap_estimator(seed, log)
     sc = build_scenario({"name": "bench", "seed": seed, "topology": {"sites": math.ceil(cells / 3)},
                          "initial_slices": [1, 2, 3, 4]})
     started = not ray.is_initialized()

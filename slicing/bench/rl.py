@@ -18,8 +18,8 @@ from statistics import median
 import numpy as np
 
 from slicing.config import build_scenario
-from slicing.rl.env import CellSlicingEnv
 from slicing.data.features import obs_dim
+from slicing.rl.env import CellSlicingEnv, EnvConfig
 
 Log = Callable[[str], None]
 
@@ -27,12 +27,13 @@ Log = Callable[[str], None]
 def bench_rl(cells: int = 48, episodes: int = 2, rllib_agent_steps: int = 4800, inference_cells: int = 100_000,
              seed: int = 0, log: Log = print) -> dict:
     from slicing.rl.inference import RlPolicy
-    from slicing.rl.train import TrainSettings, build_config, ensure_ray
+    from slicing.rl.train import TrainSettings, build_config
+    from slicing.runtime.ray_util import ensure_ray
 
     sites = -(-cells // 3)
     sc = build_scenario({"name": "bench-rl", "seed": seed, "topology": {"sites": sites}, "steps": 960,
                          "initial_slices": [1, 2, 3, 4]})
-    env = CellSlicingEnv({"scenario": sc, "seed": seed})
+    env = CellSlicingEnv(EnvConfig(scenario=sc, seed=seed))
     rng = np.random.default_rng(seed)
     steps, elapsed = 0, 0.0
     for _ in range(episodes):

@@ -24,7 +24,7 @@ RegistryOpt = typer.Option(Path("out/agents"), "--registry", help="registry fold
 
 def _transfer_service(scenario: Path | None, overrides: list[str] | None, registry: Path, **kwargs):
     """The TransferService actor on local Ray, over the registry folder (created if missing)."""
-    from slicing.rl.train import ensure_ray
+    from slicing.runtime.ray_util import ensure_ray
     from slicing.runtime.transfer_actor import start_transfer_actor
 
     sc = load(scenario, overrides)
@@ -33,17 +33,21 @@ def _transfer_service(scenario: Path | None, overrides: list[str] | None, regist
 
 
 def _remote(ref):
-    """ray.get that turns the service's TransferError into the CLI's one-line error (exit 2)."""
+    """ray.get that lets the service's TransferError (a FieldError) through as itself: the CLI's one-line error
+    (exit 2)."""
     import ray
 
-    from slicing.runtime.transfer_actor import TransferError
+    from slicing.errors import FieldError
+    from slicing.runtime.ray_util import unwrap
 
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as err:
-        cause = getattr(err, "cause", None)
-        if isinstance(cause, ValueError):
-            raise TransferError(str(cause)) from None
+        cause = unwrap(err, ValueError)
+        if isinstance(cause, FieldError):
+            raise cause from None
+        if cause is not err:
+            raise FieldError((), str(cause)) from None
         raise
 
 
@@ -55,8 +59,8 @@ def agents_list(scenario: ScenarioOpt = None, overrides: SetOpt = None, registry
     handle = _transfer_service(scenario, overrides, registry)
     agents = _remote(handle.agents.remote())
     for a in agents:
-        console.print(f"{a['name']:<20} {a['status']:<9} cells {_span(a['cells'])}"
-                      + (f"  from {a['source']} ({a['strategy']}, distance {a['distance']:.4g})" if a["source"] else ""))
+        origin = f"  from {a['source']} ({a['strategy']}, distance {a['distance']:.4g})" if a["source"] else ""
+        console.print(f"{a['name']:<20} {a['status']:<9} cells {_span(a['cells'])}" + origin)
     if not agents:
         console.print(f"no agents registered in {registry}")
     emit_json(json_out, {"agents": agents})
@@ -102,7 +106,7 @@ def transfer(
     json_out: JsonOpt = False,
 ) -> None:
     """Rank the registered agents by latent distance to TARGET and train a new agent by transfer from one."""
-    from slicing.runtime.transfer_actor import STRATEGIES
+    from slicing.rl.settings import STRATEGIES
 
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"--strategy {strategy!r}: choose from {list(STRATEGIES)}")

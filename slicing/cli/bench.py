@@ -75,7 +75,8 @@ def bench_serve_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Start the service on 127.0.0.1 (own local Ray) and time POST /v1/allocate (1,000 cells) and paced GETs."""
-    from slicing.serve.runner import LocalService, bench_serve, free_port
+    from slicing.bench.serve import bench_serve
+    from slicing.serve.runner import LocalService, free_port
 
     with LocalService(host="127.0.0.1", port=free_port(), cells=cells, shards=shards, period_s=900.0,
                       estimator=estimator, log=console.print) as svc:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
+import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from slicing.config import Scenario, ScenarioError, load_scenario
+from slicing.errors import FieldError
 
 console = Console(stderr=False, highlight=False)
 _err = Console(stderr=True, highlight=False)
@@ -65,8 +70,13 @@ def stage_progress(bar: Progress) -> Callable[[str, int, int], None]:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input: reported in one line, exit code 2, no traceback."""
+    """Exceptions that mean bad input: reported in one line, exit code 2, no traceback.
+
+    ``FieldError`` (slicing/errors.py) is the library's structured bad-input error; the others are file-format
+    errors that name the file and the problem.
+    """
     from slicing.data.parquet import DataFileError
+    from slicing.errors import FieldError
     from slicing.models.qos_estimator import EstimatorFileError
     from slicing.models.vae import VaeFileError
     from slicing.optim.schemes import UnknownSchemeError
@@ -74,8 +84,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from slicing.sim.traffic import TraceError
     from slicing.sweeps.spec import SweepFileError
 
-    return (ScenarioError, DataFileError, EstimatorFileError, UnknownSchemeError, TraceError, SweepFileError,
-            TransferError, VaeFileError)
+    return (ScenarioError, FieldError, DataFileError, EstimatorFileError, UnknownSchemeError, TraceError,
+            SweepFileError, TransferError, VaeFileError)
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,3 +98,99 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+# -- options generated from a settings model -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Flag:
+    """How one model field appears on the command line: its flag name, and a CLI-only lower bound or help text."""
+
+    name: str
+    min: float | None = None
+    help: str | None = None
+
+
+class ModelOptions:
+    """The values of a command's generated options; ``build`` validates them (plus ``extra``) into the model and
+    turns a validation error into the usual one-line error naming the flag (exit code 2)."""
+
+    def __init__(self, model: type[BaseModel], flags: dict[str, Flag], values: dict[str, Any]) -> None:
+        self.model, self.flags, self.values = model, flags, values
+
+    def build(self, context: dict[str, Any] | None = None, **extra: Any) -> Any:
+        try:
+            return self.model.model_validate(self.values | extra, context=context)
+        except ValidationError as err:
+            raise typer.BadParameter(self.explain(err)) from None
+
+    def explain(self, err: ValidationError) -> str:
+        """``--flag 'value': rule`` for the first error (the field's own flag, else the field's name)."""
+        first = err.errors()[0]
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError) and cause.path:  # a cross-field rule of a model validator
+            loc, message = cause.path, cause.message
+        else:
+            loc, message = tuple(first["loc"]), first["msg"].removeprefix("Value error, ")
+        field = str(loc[0]) if loc else ""
+        if field not in self.flags:
+            return f"{field}: {message}" if field else message
+        value = self.values.get(field)
+        shown = ",".join(value) if isinstance(value, tuple) else value
+        return f"{self.flags[field].name} {shown!r}: {message}"
+
+
+def _option_type(annotation: Any) -> tuple[Any, bool]:
+    """(the typer type of a field, whether it is a comma-separated list): Literal -> str, tuple[str, ...] -> str."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = type(None) in typing.get_args(annotation)
+    base = args[0] if optional and len(args) == 1 else annotation
+    if typing.get_origin(base) is typing.Literal:
+        base = str
+    if typing.get_origin(base) is tuple:
+        return str, True
+    return (base | None if optional else base), False
+
+
+def options_from(model: type[BaseModel], flags: dict[str, str | Flag]) -> Callable[[Callable[..., Any]], Any]:
+    """Decorator of a typer command: one option per ``flags`` entry (model field -> flag name, or ``Flag``), with
+    the field's default, its description as help and its ``ge``/``le`` bounds as the option's range. The command
+    takes the values as its ``options: ModelOptions`` parameter. Booleans become ``--x/--no-x``; tuples of
+    strings a comma-separated value. Defaults and validation live in the model alone."""
+    specs = {f: (v if isinstance(v, Flag) else Flag(v)) for f, v in flags.items()}
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        hints = typing.get_type_hints(fn, include_extras=True)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in inspect.signature(fn).parameters.values() if p.name != "options"]
+        generated, lists = [], set()
+        for field, spec in specs.items():
+            info = model.model_fields[field]
+            kind, is_list = _option_type(info.annotation)
+            bounds = {type(m).__name__: m for m in info.metadata}
+            low = spec.min if spec.min is not None else getattr(bounds.get("Ge"), "ge", None)
+            high = getattr(bounds.get("Le"), "le", None)
+            names = [f"{spec.name}/--no-{spec.name[2:]}"] if kind is bool else [spec.name]
+            option = typer.Option(*names, help=spec.help or info.description, min=low, max=high)
+            default = ",".join(info.default) if is_list else info.default
+            if is_list:
+                lists.add(field)
+            generated.append(inspect.Parameter(f"opt_{field}", inspect.Parameter.KEYWORD_ONLY, default=default,
+                                               annotation=Annotated[kind, option]))
+        positional = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {}
+            for field in specs:
+                value = kwargs.pop(f"opt_{field}")
+                values[field] = tuple(v.strip() for v in value.split(",") if v.strip()) if field in lists else value
+            return fn(**kwargs, options=ModelOptions(model, specs, values))
+
+        # after --scenario/--set (where the hand-written options stood), before the command's other options
+        at = max((i + 1 for i, p in enumerate(positional) if p.name in ("scenario", "overrides")), default=0)
+        params = positional[:at] + generated + positional[at:]
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate

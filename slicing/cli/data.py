@@ -31,8 +31,8 @@ def collect(
     json_out: JsonOpt = False,
 ) -> None:
     """Simulate under an exploring behaviour policy and write KPI samples (x, z, r) to Parquet."""
-    from slicing.data.collect import collect as run_collect
     from slicing.data.parquet import write_samples
+    from slicing.optim.rollout import collect as run_collect
 
     sc = load(scenario, overrides)
     with progress_bar() as bar:
@@ -56,7 +56,8 @@ def train_estimator_cmd(
     """Train the IDLA QoS estimator f(x, z) (MLP, MAE loss, Adam, 75/25 split) and save it with its version."""
     from slicing.data.parquet import read_samples
     from slicing.data.samples import Samples
-    from slicing.models.qos_estimator import save_estimator, train_estimator
+    from slicing.models.qos_estimator import save_estimator
+    from slicing.models.qos_training import train_estimator
 
     sc = load(scenario, overrides)
     samples = Samples.concat([read_samples(p) for p in data])

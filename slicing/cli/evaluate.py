@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -16,6 +17,7 @@ from slicing.cli.common import (
     emit_json,
     guarded,
     load,
+    load_or_default,
     progress_bar,
 )
 
@@ -48,19 +50,13 @@ def evaluate(
     if not names or unknown or len(set(names)) != len(names):
         raise UnknownSchemeError(f"--schemes: unknown or repeated {unknown or names}; choose from {known}")
     sc = load(scenario, list(overrides or []) + ([f"steps={steps}"] if steps else []))
-    started = False
-    if DRL in names:
-        import ray
+    if DRL in names:  # the RLlib baseline needs Ray; the other schemes run in this process
+        from slicing.runtime.ray_util import local_ray
 
-        from slicing.rl.train import ensure_ray
-
-        started = not ray.is_initialized()
-        ensure_ray()
-    try:
+        with local_ray():
+            result = _evaluate_with_progress(sc, names, run_evaluation, phase_bounds)
+    else:
         result = _evaluate_with_progress(sc, names, run_evaluation, phase_bounds)
-    finally:
-        if started:
-            ray.shutdown()
     summary = result.summary()
     console.print(comparison_table(summary))
     if out is not None:
@@ -68,7 +64,7 @@ def evaluate(
 
         for path in write_plots(result, out):
             console.print(f"plot: {path}")
-        (out / "summary.json").write_text(__import__("json").dumps(summary, indent=2))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
     emit_json(json_out, summary)
 
 
@@ -115,8 +111,7 @@ def demo(
     from slicing.experiments.idla import phase_bounds
     from slicing.experiments.idla_plots import write_plots
 
-    scenario_file = Path("scenarios/idla.yaml")
-    sc = load(scenario_file if scenario_file.is_file() else None, [f"steps={steps}", "name=idla-demo"])
+    sc = load_or_default(None, None, [f"steps={steps}", "name=idla-demo"])
     console.rule(f"1/2  IDLA experiment, {sc.cells} cells, {steps} periods (full length: slicing evaluate)")
     result = _evaluate_with_progress(sc, ["idla", "traffic", "equal", "oracle"], run_evaluation, phase_bounds)
     summary = result.summary()

@@ -8,50 +8,53 @@ import typer
 
 from slicing.cli.app import app
 from slicing.cli.common import (
+    Flag,
     JsonOpt,
+    ModelOptions,
     ScenarioOpt,
     SetOpt,
     console,
     emit_json,
     guarded,
     load,
+    options_from,
     progress_bar,
 )
+from slicing.rl.settings import TrainSettings
+
+TRAIN_FLAGS = {"algo": "--algo", "groups": "--groups",
+               "iterations": Flag("--iterations", min=1, help="RLlib training iterations"),
+               "region": Flag("--cells", help="region size: cells 0..N-1 (default: all of the scenario)"),
+               "episode_len": "--episode-len", "reward": "--reward"}
 
 
 @app.command("train-rl")
 @guarded
+@options_from(TrainSettings, TRAIN_FLAGS)
 def train_rl_cmd(
     scenario: ScenarioOpt = None,
     overrides: SetOpt = None,
-    algo: str = typer.Option("ppo", help="ppo | sac (twin-Q SAC, standing in for TD3)"),
-    groups: int = typer.Option(1, min=1, help="policies: contiguous groups of cells, 1 = one shared policy"),
-    iterations: int = typer.Option(5, min=1, help="RLlib training iterations"),
-    cells: int | None = typer.Option(None, min=1, help="region size: cells 0..N-1 (default: all of the scenario)"),
-    episode_len: int = typer.Option(96, "--episode-len", min=1, help="periods per episode (96 = one day)"),
-    reward: str = typer.Option("min", help="min (min over active slices of r) | sum_log (sum log(1 + r))"),
     out: Path = typer.Option(Path("out/rl"), "--out", help="folder; the checkpoint goes to OUT/checkpoint"),
     json_out: JsonOpt = False,
+    *,
+    options: ModelOptions,
 ) -> None:
     """Train per-cell slicing policies with RLlib (multi-agent, one agent per cell) and save a checkpoint."""
-    from slicing.rl.train import ALGOS, TrainSettings, train
+    from slicing.rl.train import train
+    from slicing.runtime.ray_util import ensure_ray
 
-    if algo not in ALGOS:
-        raise typer.BadParameter(f"--algo {algo!r}: choose from {list(ALGOS)}")
-    if reward not in ("min", "sum_log"):
-        raise typer.BadParameter(f"--reward {reward!r}: choose from ['min', 'sum_log']")
     sc = load(scenario, overrides)
-    n = min(cells, sc.cells) if cells else sc.cells
-    if groups > n:
-        raise typer.BadParameter(f"--groups {groups}: at most one group per cell ({n} cells in the region)")
-    settings = TrainSettings(algo=algo, groups=groups, iterations=iterations, region=n, episode_len=episode_len,
-                             reward=reward, seed=sc.seed)
+    cells = options.values["region"]
+    settings = options.build(context={"scenario": sc}, region=min(cells, sc.cells) if cells else sc.cells,
+                             seed=sc.seed)
+    ensure_ray()
     with progress_bar() as bar:
-        task = bar.add_task(f"train {algo}", total=iterations)
+        task = bar.add_task(f"train {settings.algo}", total=settings.iterations)
 
         def show(i: int, result: dict) -> None:
             ret = result.get("env_runners", {}).get("episode_return_mean")
-            label = f"train {algo}" + (f" (episode return {ret:.2f})" if isinstance(ret, float) and ret == ret else "")
+            label = f"train {settings.algo}" + (f" (episode return {ret:.2f})" if isinstance(ret, float) and ret == ret
+                                                 else "")
             bar.update(task, completed=i, description=label)
 
         summary = train(sc, settings, out, progress=show)

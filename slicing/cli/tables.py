@@ -1,8 +1,14 @@
-"""The comparison table printed by `slicing evaluate` and `slicing demo`."""
+"""The tables and summary lines the commands print (rich), apart from the commands that compute them."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.console import Console
 from rich.table import Table
+
+from slicing.cli.common import console
+from slicing.rl.settings import SafetySettings
 
 COLUMNS = [("mean_satisfaction", "mean r"), ("p_satisfied", "P(r>=0.999)"), ("mean_utility", "utility"),
            ("max_share_sum", "max sum x")]
@@ -23,3 +29,96 @@ def comparison_table(summary: dict) -> Table:
             cells = [f"[bold]{m[k]:.4f}[/bold]" if best.get(k) == m[k] else f"{m[k]:.4f}" for k, _ in COLUMNS]
             t.add_row(phase if i == 0 else "", name, *cells, end_section=i == len(rows) - 1)
     return t
+
+
+def print_safety(res: dict, settings: SafetySettings) -> None:
+    warmup, iterations = settings.warmup, settings.iterations
+    table = Table(title=f"safe DRL, {res['settings']['cells']} cells, threshold {settings.threshold:g}: online "
+                        f"learning (iterations {warmup + 1}-{iterations}) and final policies on held-out days "
+                        f"{res['eval_days']}")
+    for col in ("phase", "violation rate", "mean min r", "switch rate", "final lambda"):
+        table.add_column(col, justify="left" if col == "phase" else "right")
+    final = res["final_policy"]
+    for run in ("without_switching", "with_switching"):
+        sw = f"{res['switch_rate']:.4f}" if run == "with_switching" else "-"
+        table.add_row(f"online, {run.replace('_', ' ')}", f"{res['violation_rate'][run]:.4f}",
+                      f"{res['mean_reward'][run]:.4f}", sw, f"{res['lambda_final'][run]:.3f}")
+    for run in ("without_switching", "with_switching"):
+        sw = f"{final['switch_rate']:.4f}" if run == "with_switching" else "-"
+        table.add_row(f"final policy, {run.replace('_', ' ')}", f"{final['violation_rate'][run]:.4f}",
+                      f"{final['mean_reward'][run]:.4f}", sw, "")
+    for name, label in (("switching_run_unshielded", "final policy of the switching run, unshielded"),
+                        ("baseline", "traffic-proportional baseline")):
+        table.add_row(label, f"{final[name]['violation_rate']:.4f}", f"{final[name]['mean_reward']:.4f}",
+                      "1" if name == "baseline" else "-", "")
+    console.print(table)
+    pred = res["predictor"]
+    console.print(f"warm-up ({warmup} iterations, shared): violation rate {res['warmup']['violation_rate']:.3f}; "
+                  f"predictor refit {pred['refits']} times, last on {pred.get('samples', 0)} transitions: held-out "
+                  f"accuracy {pred.get('accuracy', float('nan')):.3f} (majority class "
+                  f"{pred.get('majority_accuracy', float('nan')):.3f}), AUC {pred.get('auc', float('nan')):.3f}; "
+                  f"plot {res['plot']}")
+
+
+def print_imitation(res: dict) -> None:
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    warm, scratch = res["curves"]["bc_warm_start"], res["curves"]["scratch"]
+    table = Table(title=f"{res['algo'].upper()}: mean reward per agent-period (baseline {res['baseline_reward']:.4f})")
+    for col in ("iteration", "BC warm start", "scratch"):
+        table.add_column(col, justify="right")
+    for i, (w, c) in enumerate(zip(warm, scratch, strict=True)):
+        table.add_row(str(i + 1) + (" *" if i < res["early_iterations"] else ""), fmt(w), fmt(c))
+    console.print(table)
+    e = res["early_reward"]
+    console.print(f"BC loss {res['bc_loss_first']:.3f} -> {res['bc_loss']:.3f} ({res['rows']} recorded transitions); "
+                  f"the clone on the recorded days: reward {res['clone_reward']:.4f}, share gap to the baseline "
+                  f"{res['clone_share_gap']:.4f}")
+    console.print(f"early reward (* iterations) warm start {fmt(e['bc_warm_start'])} vs scratch {fmt(e['scratch'])}; "
+                  f"plot {res['plot']}")
+
+
+def print_transfer(res: dict) -> None:
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:+.4f}"
+
+    table = Table(title=f"sources ranked by latent distance to the target (early = first {res['early_iterations']} "
+                        f"of {res['iterations']} iterations)")
+    for col in ("source", "distance", "integrated TL gain", "iterations to 95% of scratch's final"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for row in res["ranking"]:
+        n = row["source"]
+        table.add_row(n, f"{row['distance']:.4f}", fmt(res["source_gains"][n]),
+                      str(res["iterations_to_95pct_scratch_final"].get(f"integrated_{n}") or "-"))
+    console.print(table)
+    console.print("strategies from the nearest source (gain over scratch): "
+                  + ", ".join(f"{k} {fmt(v)}" for k, v in res["strategies"].items()))
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    console.print(f"scratch early {num(res['early_reward']['scratch'])}, final {num(res['final_reward']['scratch'])} "
+                  f"(95% of it reached at iteration {res['iterations_to_95pct_scratch_final']['scratch'] or '-'}); "
+                  f"traffic baseline {num(res['baseline_reward'])}; Spearman(distance, gain) "
+                  f"{res['spearman_distance_gain']}; plots {res['plots']['curves']}, {res['plots']['distance_gain']}")
+
+
+def print_sweep(sweep: Any, result: Any, extra_metrics: tuple[str, ...]) -> None:
+    """The trials of a Tune sweep, best first (wide when captured, so a pipe does not squeeze it)."""
+    keys = list(sweep.search_space)
+    extras = list(extra_metrics)
+    table = Table(title=f"{sweep.name}: {len(result.trials)} trials, {result.metric} ({result.mode}), best first")
+    for col in ["trial", "status", *keys, result.metric, *extras, "reports"]:
+        table.add_column(col, justify="right" if col not in ("trial", "status") else "left")
+    for row in result.trials:
+        table.add_row(row.trial_id, row.status, *[_cell(row.config.get(k)) for k in keys],
+                      "-" if row.metric is None else f"{row.metric:.5f}",
+                      *[_cell(row.extras.get(k, "-")) for k in extras], str(row.reports))
+    if console.is_terminal:
+        console.print(table)
+    else:  # piped / captured: do not squeeze the table into 80 columns
+        Console(width=160, highlight=False).print(table)
+
+
+def _cell(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

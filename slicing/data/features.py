@@ -1,4 +1,13 @@
-"""Per-cell RL observations (TL-MADRL style) and the action -> shares mapping, shared by env and inference.
+"""The feature vectors built from KPIs: the QoS estimator's context z, and the per-cell RL observations.
+
+QoS-estimator context (``qos_context``), per (cell, slice), the ``z`` of f(x, z) in IDLA::
+
+    z = [ users(H) oldest..newest | cqi(H) oldest..newest | throughput_req_mbps | delay_req_ms ]   -> 2H + 2 float32
+
+``History.features`` (the runtime, collection, the experiments) and the HTTP service's stateless
+``POST /v1/allocate`` (``slicing/serve/allocate.py``) both call it, so they cannot diverge.
+
+RL observations (TL-MADRL style) and the action -> shares mapping, shared by env and inference.
 
 Observation of one cell, per slice s of the catalogue (S = catalogue size), concatenated block by block:
 
@@ -26,6 +35,25 @@ USERS_SCALE = 10.0
 USERS_CAP = 10.0
 N_BLOCKS = 5
 ACTION_LIMIT = 5.0  # action space Box(-ACTION_LIMIT, ACTION_LIMIT, [S]): logits of the masked softmax
+
+
+def qos_context(users_history: np.ndarray, cqi_history: np.ndarray, throughput_req_mbps: np.ndarray,
+                delay_req_ms: np.ndarray) -> np.ndarray:
+    """z [..., 2H+2] float32 from histories [..., H] (oldest first) and requirements broadcastable to [...].
+
+    E.g. a ``History``'s [N, S, H] arrays with requirements [S], or a request's [M, H] rows with requirements [M].
+    """
+    users = np.asarray(users_history, dtype=np.float32)  # [..., H]
+    cqi = np.asarray(cqi_history, dtype=np.float32)  # [..., H]
+    h = users.shape[-1]
+    lead = np.broadcast_shapes(users.shape[:-1], cqi.shape[:-1], np.shape(throughput_req_mbps),
+                               np.shape(delay_req_ms))
+    z = np.empty((*lead, 2 * h + 2), dtype=np.float32)  # [..., 2H+2]
+    z[..., :h] = users
+    z[..., h : 2 * h] = cqi
+    z[..., -2] = np.asarray(throughput_req_mbps, dtype=np.float32)
+    z[..., -1] = np.asarray(delay_req_ms, dtype=np.float32)
+    return z
 
 
 def obs_dim(n_slices: int) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from slicing.config import HISTORY
+from slicing.data.features import qos_context
 
 
 class _UsersCqi(Protocol):
@@ -71,18 +72,14 @@ class History:
         return self._cqi[:, :, self._order()]
 
     def features(self, throughput_req_mbps: np.ndarray, delay_req_ms: np.ndarray) -> np.ndarray:
-        """z [N, S, 2H+2] float32: [users oldest..newest, cqi oldest..newest, req_tp, req_delay]."""
-        n, s = self.shape
+        """z [N, S, 2H+2] float32: [users oldest..newest, cqi oldest..newest, req_tp, req_delay]
+        (``slicing.data.features.qos_context``)."""
+        _, s = self.shape
         tp = np.asarray(throughput_req_mbps, dtype=np.float32)
         dl = np.asarray(delay_req_ms, dtype=np.float32)
         if tp.shape != (s,) or dl.shape != (s,):
             raise ValueError(f"History.features: requirements must have shape ({s},), got {tp.shape} / {dl.shape}")
-        z = np.empty((n, s, 2 * self.horizon + 2), dtype=np.float32)  # [N, S, 2H+2]
-        z[:, :, : self.horizon] = self.users()
-        z[:, :, self.horizon : 2 * self.horizon] = self.cqi()
-        z[:, :, -2] = tp[None, :]
-        z[:, :, -1] = dl[None, :]
-        return z
+        return qos_context(self.users(), self.cqi(), tp[None, :], dl[None, :])  # [N, S, 2H+2]
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Plain numpy arrays (oldest first), enough to rebuild the buffer with ``load_state_dict``."""

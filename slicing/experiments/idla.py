@@ -22,12 +22,13 @@ import numpy as np
 
 from slicing.config import Scenario
 from slicing.data.augment import augment
-from slicing.data.collect import explore_policy
 from slicing.data.history import History
 from slicing.data.samples import Samples, samples_from_report
 from slicing.experiments.metrics import phase_metrics
-from slicing.models.qos_estimator import QosEstimator, TrainReport, train_estimator
-from slicing.optim.schemes import AllocationContext, make_scheme
+from slicing.models.qos_estimator import QosEstimator
+from slicing.models.qos_training import TrainReport, train_estimator
+from slicing.optim.rollout import Period, explore, rollout, scheme_policy
+from slicing.optim.schemes import make_scheme
 from slicing.sim.simulator import KpiReport, Simulator
 
 Progress = Callable[[str, int], None]  # (stage label, periods advanced)
@@ -85,8 +86,8 @@ class EvaluationResult:
 
 def phase_bounds(scenario: Scenario) -> tuple[int, int]:
     ev = scenario.evaluation
-    h0_end = max(int(round(ev.h0_fraction * scenario.steps)), 1)
-    h1_end = max(int(round((ev.h0_fraction + ev.h1_fraction) * scenario.steps)), h0_end + 1)
+    h0_end = max(round(ev.h0_fraction * scenario.steps), 1)
+    h1_end = max(round((ev.h0_fraction + ev.h1_fraction) * scenario.steps), h0_end + 1)
     return h0_end, min(h1_end, scenario.steps - 1)
 
 
@@ -94,17 +95,17 @@ def run_h0(scenario: Scenario, h0_end: int, progress: Progress | None = None):
     """Behaviour policy in control for H0; returns (sim, history, last shares, samples, H0 trace)."""
     sim = Simulator(scenario)
     history = History(len(sim.cell_ids), sim.n_slices)
-    trace, parts, shares = Trace(), [], None
-    for _ in range(h0_end):
-        shares = explore_policy(sim, sim.demand(), scenario.evaluation.explore_epsilon, scenario.seed)
-        z = history.features(sim.throughput_req_mbps, sim.delay_req_ms) if history.ready else None
-        rep = sim.step(shares)
-        if z is not None:
-            parts.append(samples_from_report(rep, z, sim.slice_ids))
-        history.push(rep)
-        trace.add(rep, sim.throughput_req_mbps)
+    trace, parts = Trace(), []
+
+    def on_period(p: Period) -> None:
+        if p.z is not None:
+            parts.append(samples_from_report(p.report, p.z, sim.slice_ids))
+        trace.add(p.report, sim.throughput_req_mbps)
         if progress:
             progress("H0 collect", 1)
+
+    policy = explore(scenario.evaluation.explore_epsilon, scenario.seed)
+    shares = rollout(sim, history, policy, h0_end, on_period, features=True)
     return sim, history, shares, Samples.concat(parts), trace
 
 
@@ -113,20 +114,14 @@ def run_scheme(name: str, model: QosEstimator, sim: Simulator, history: History,
     """Run one scheme online from the H0 end state to the end of the run."""
     scheme = make_scheme(name, model=model, idla=scenario.idla, seed=scenario.seed)
     trace = Trace()
-    while sim.period < scenario.steps:
-        mask = sim.slice_mask()
-        ctx = AllocationContext(
-            period=sim.period, cell_ids=sim.cell_ids, mask=mask,
-            z=history.features(sim.throughput_req_mbps, sim.delay_req_ms),
-            offered_mbps=sim.demand().offered_mbps if name == "traffic" else None,
-            warm=warm,
-        )
-        warm = scheme.allocate(ctx)
-        rep = sim.step(warm)
-        history.push(rep)
-        trace.add(rep, sim.throughput_req_mbps)
+
+    def on_period(p: Period) -> None:
+        trace.add(p.report, sim.throughput_req_mbps)
         if progress:
             progress(name, 1)
+
+    policy = scheme_policy(scheme, offered=name == "traffic")
+    rollout(sim, history, policy, max(0, scenario.steps - sim.period), on_period, warm=warm)
     return trace
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from slicing.experiments.metrics import SATISFIED  # noqa: E402
-from slicing.experiments.idla import EvaluationResult  # noqa: E402
+from slicing.experiments.idla import EvaluationResult
+from slicing.experiments.metrics import SATISFIED
 
 DAY = 96
 
@@ -73,7 +73,8 @@ def plot_satisfaction_cdf(result: EvaluationResult, path: Path) -> Path:
     """CDF of r per scheme; the y axis stops just above the unsatisfied mass (the rest is the jump at r = 1)."""
     split = result.h1_end - result.h0_end
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, (lo, hi), phase in zip(axes, [(0, split), (split, None)], ["H1 (initial slices)", "H2 (slice added)"]):
+    for ax, (lo, hi), phase in zip(axes, [(0, split), (split, None)], ["H1 (initial slices)", "H2 (slice added)"],
+                                   strict=True):
         top = 0.0
         for name, tr in result.traces.items():
             r, mask, _ = tr.arrays(lo, hi)
@@ -95,4 +96,5 @@ def plot_satisfaction_cdf(result: EvaluationResult, path: Path) -> Path:
 
 def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    return [plot_throughput(result, out / "throughput.png"), plot_satisfaction_cdf(result, out / "satisfaction_cdf.png")]
+    return [plot_throughput(result, out / "throughput.png"),
+            plot_satisfaction_cdf(result, out / "satisfaction_cdf.png")]

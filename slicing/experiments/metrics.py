@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from slicing.sim.utility import utility as cell_utility
+
 SATISFIED = 0.999
 
 
 def phase_metrics(r: np.ndarray, mask: np.ndarray, share_sum: np.ndarray) -> dict[str, float]:
     """r, mask: [T, N, S]; share_sum: [T, N]."""
     active = r[mask]
-    utility = np.where(mask, np.log1p(r), 0.0).sum(axis=2)  # [T, N]
+    t, n, s = r.shape
+    utility = cell_utility(r.reshape(t * n, s), mask.reshape(t * n, s)).reshape(t, n)  # [T, N]
     return {
         "mean_satisfaction": float(active.mean()) if active.size else float("nan"),
         "p_satisfied": float((active >= SATISFIED).mean()) if active.size else float("nan"),

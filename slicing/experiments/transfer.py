@@ -26,8 +26,8 @@ over the first ``early`` iterations minus that of scratch. ``spearman_distance_g
 between the sources' distances and their integrated-transfer gains (the paper expects it negative).
 ``iterations_to_scratch_final``: first iteration at which a run's reward reaches scratch's final reward (mean of
 its last ``early`` iterations), None if never; ``iterations_to_95pct_scratch_final`` the same for 95 % of it (the
-sampled rewards are noisy, and a transferred agent that plateaus just below scratch's last days never "reaches" it). ``baseline_reward``: the traffic-proportional baseline on the target
-over the sampled days, for reference.
+sampled rewards are noisy, and a transferred agent that plateaus just below scratch's last days never "reaches"
+it). ``baseline_reward``: the traffic-proportional baseline on the target over the sampled days, for reference.
 
 Results to expect (defaults: 12 source iterations, 8 target iterations, early = 3; 4.5-7 min on 2 busy cores):
 ranking src_1 < src_2 < src_3 < src_4 (the same-label sources first); early reward ~0.10 from scratch, ~0.91 with
@@ -50,17 +50,19 @@ from typing import Any
 import numpy as np
 
 from slicing.config import Scenario, build_scenario
+from slicing.experiments.transfer_plots import plot_curves, plot_distance_gain
 from slicing.models.vae import VaeConfig
-from slicing.transfer.ranking import fit_general_vae, rank_sources
-from slicing.rl.transfer_samples import collect_for_agents
+from slicing.rl.env import EnvConfig
+from slicing.rl.settings import TransferSettings
 from slicing.rl.transfer import (
     SCRATCH,
-    STRATEGIES,
-    TRAIN_BATCH,
     pretrain_source,
     single_torch_thread,
     transfer_train,
 )
+from slicing.rl.transfer_samples import collect_for_agents
+from slicing.runtime.ray_util import ensure_ray
+from slicing.transfer.ranking import fit_general_vae, rank_sources
 
 TARGET = "target"
 GROUPS: dict[str, tuple[int, ...]] = {"src_1": (0, 1, 2), "src_2": (3, 4, 5), "src_3": (6, 7, 8),
@@ -116,11 +118,10 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
 
 def baseline_reward(scenario: Scenario, cells: Sequence[int], episodes: int, episode_len: int, seed: int) -> float:
     """Mean reward per agent-period of the traffic-proportional baseline on ``cells`` (same days as the samples)."""
-    from slicing.rl.env import CellSlicingEnv
     from slicing.data.features import shares_to_action
+    from slicing.rl.env import CellSlicingEnv
 
-    env = CellSlicingEnv({"scenario": scenario, "cell_ids": list(cells), "seed": int(seed),
-                          "episode_len": int(episode_len)})
+    env = CellSlicingEnv(EnvConfig(scenario=scenario, cell_ids=list(cells), seed=seed, episode_len=episode_len))
     total, n = 0.0, 0
     for e in range(int(episodes)):
         env.reset(seed=int(seed) if e == 0 else None)
@@ -142,31 +143,25 @@ def _reach(curve: Sequence[float | None], level: float | None) -> int | None:
     return None
 
 
-def run_transfer_experiment(scenario: Scenario | None, out: str | Path, iterations: int = 8, early: int = 3,
-                            seed: int = 0, log: Callable[[str], None] | None = None,
-                            progress: Callable[[str, int, int], None] | None = None, *,
-                            pretrain_iterations: int = 12, sources: int = 4, strategies: Sequence[str] = STRATEGIES,
-                            episode_len: int = 96, sample_episodes: int = 2, train_batch: int = TRAIN_BATCH,
+def run_transfer_experiment(scenario: Scenario | None, s: TransferSettings, out: str | Path,
+                            log: Callable[[str], None] | None = None,
+                            progress: Callable[[str, int, int], None] | None = None,
                             vae: VaeConfig | None = None) -> dict[str, Any]:
-    """Run the experiment (module docstring); writes plots and summary.json to ``out``; returns the JSON dict."""
-    if int(iterations) < 1 or int(pretrain_iterations) < 1:
-        raise ValueError(f"iterations and pretrain_iterations must be >= 1, got {iterations}, {pretrain_iterations}")
-    if not 1 <= int(early) <= int(iterations):
-        raise ValueError(f"early: must be in [1, iterations={iterations}], got {early}")
-    if not 2 <= int(sources) <= 4:
-        raise ValueError(f"sources: must be in [2, 4], got {sources}")
-    unknown = [s for s in strategies if s not in STRATEGIES]
-    if unknown or "integrated" not in strategies:
-        raise ValueError(f"strategies: {list(strategies)}; choose from {list(STRATEGIES)}, 'integrated' included")
+    """Run the experiment (module docstring) with ``s`` (and ``vae``: the general VAE's training settings, None =
+    defaults); writes plots and summary.json to ``out``; returns the JSON dict. Starts a local Ray unless one is
+    running."""
+    iterations, early, seed, episode_len = s.iterations, s.early, s.seed, s.episode_len
+    pretrain_iterations, sample_episodes, strategies = s.pretrain_iterations, s.sample_episodes, s.compared
     say = log or (lambda msg: None)
     step = progress or (lambda stage, done, total: None)
     t0 = time.perf_counter()
+    ensure_ray()
     sc = heterogeneous(scenario if scenario is not None else default_scenario())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names = [f"src_{k}" for k in range(1, int(sources) + 1)]
+    names = [f"src_{k}" for k in range(1, s.sources + 1)]
     groups = {n: GROUPS[n] for n in names} | {TARGET: GROUPS[TARGET]}
-    common = {"episode_len": episode_len, "train_batch": train_batch}
+    common = {"episode_len": episode_len, "train_batch": s.train_batch}
     with single_torch_thread():
         pre: dict[str, dict] = {}
         for n in names:
@@ -233,64 +228,3 @@ def run_transfer_experiment(scenario: Scenario | None, out: str | Path, iteratio
     }
     (out / "summary.json").write_text(json.dumps(result | {"curves": curves}, indent=2))
     return result
-
-
-# ------------------------------------------------------------------------------------------------------ plots
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_curves(curves: dict[str, list[float | None]], nearest: str, farthest: str, baseline: float, early: int,
-                path: Path) -> Path:
-    """Reward per training iteration: scratch, integrated TL from the nearest and the farthest source (solid),
-    the other strategies from the nearest (dashed)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    main = {SCRATCH: ("from scratch (DRL)", "tab:orange"),
-            f"integrated_{nearest}": (f"integrated TL from nearest ({nearest})", "tab:blue"),
-            f"integrated_{farthest}": (f"integrated TL from farthest ({farthest})", "tab:red")}
-    for key, curve in curves.items():
-        y = np.array([np.nan if v is None else v for v in curve], dtype=float)
-        x = np.arange(1, len(y) + 1)
-        if key in main:
-            label, color = main[key]
-            ax.plot(x, y, marker="o", ms=3, lw=1.6, label=label, color=color)
-        elif not key.startswith("integrated_"):
-            ax.plot(x, y, ls="--", lw=1.0, label=key.replace("_", " from ", 1))
-    ax.axhline(baseline, color="grey", ls=":", lw=1.0, label="traffic-proportional baseline")
-    ax.axvspan(0.5, early + 0.5, color="grey", alpha=0.08, lw=0)
-    ax.set_xlabel("training iteration of the target agent")
-    ax.set_ylabel("mean reward per agent-period")
-    ax.set_title(f"Transfer to a new cell group (shaded: first {early} iterations = early reward)", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_distance_gain(ranking: list[tuple[str, float]], gains: dict[str, float | None], path: Path) -> Path:
-    """Integrated-transfer gain (early reward minus scratch's) against the source's latent distance."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for name, d in ranking:
-        g = gains.get(name)
-        if g is None:
-            continue
-        ax.scatter([d], [g], color="tab:blue")
-        ax.annotate(name, (d, g), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.axhline(0.0, color="grey", lw=0.8)
-    ax.set_xlabel("latent distance to the target (Lemma 1)")
-    ax.set_ylabel("TL gain: early reward - scratch")
-    ax.set_title("Distance vs transfer gain", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)

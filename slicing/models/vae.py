@@ -18,12 +18,11 @@ layer sizes and latent dimension did not survive in our copy of the text; ours a
 Input standardisation: ``feat_mean``/``feat_std`` buffers fitted on the training samples; a column that is
 constant there (std < 1e-6, e.g. the mask of a slice never active) gets std 1, so it stays finite elsewhere.
 ``encode`` and ``forward`` take raw samples. ``version`` is the content hash of the weights once saved or loaded,
-as for the QoS estimator (``slicing/models/qos_estimator.py``).
+as for the QoS estimator; files in the one format of ``slicing/models/persist.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,13 @@ from pydantic import Field
 from torch import nn
 
 from slicing.config import Strict
+from slicing.models.persist import (
+    ModelFileError,
+    check_version,
+    read_model_file,
+    save_model,
+)
+from slicing.models.persist import weights_version as weights_version  # re-exported: the VAE's content hash
 from slicing.threads import single_torch_thread
 
 FILE_FORMAT = "slicing.vae/1"
@@ -52,7 +58,7 @@ class VaeConfig(Strict):
     batch_size: int = Field(default=256, ge=1, le=1_000_000, description="minibatch size")
 
 
-class VaeFileError(ValueError):
+class VaeFileError(ModelFileError):
     """A VAE file that is missing, unreadable or inconsistent; the message names the problem."""
 
 
@@ -176,58 +182,16 @@ def train_vae(samples: np.ndarray, cfg: VaeConfig | None = None, seed: int = 0) 
 
 
 # ---------------------------------------------------------------------------------------------- persistence
+# {"format": FILE_FORMAT, "state_dict", "in_dim": int, "hidden": [int, int], "latent_dim": int, "version"}
 
 _REQUIRED_KEYS = ("format", "state_dict", "in_dim", "hidden", "latent_dim", "version")
-
-
-def weights_version(model: Vae) -> str:
-    """First 12 hex chars of sha256 over the state (names, shapes, float32 bytes) in a fixed key order."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        arr = np.ascontiguousarray(tensor.detach().cpu().to(torch.float32).numpy())
-        digest.update(name.encode())
-        digest.update(str(arr.shape).encode())
-        digest.update(arr.tobytes())
-    return digest.hexdigest()[:12]
 
 
 def save_vae(model: Vae, path: str | Path) -> str:
     """Write one ``weights_only``-loadable torch file (the normalisation is part of the state); returns the
     version and sets ``model.version``."""
-    version = weights_version(model)
-    payload = {
-        "format": FILE_FORMAT,
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "in_dim": int(model.in_dim),
-        "hidden": list(model.hidden),
-        "latent_dim": int(model.latent_dim),
-        "version": version,
-    }
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(p)
-    model.version = version
-    return version
-
-
-def _read_payload(p: Path) -> dict:
-    if not p.is_file():
-        raise VaeFileError(f"VAE file {p} does not exist")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the caller
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VaeFileError(f"VAE file {p} is not a readable torch file (corrupt?): {first}") from None
-    if not isinstance(payload, dict):
-        raise VaeFileError(f"VAE file {p}: expected a dict, found {type(payload).__name__}")
-    missing = [k for k in _REQUIRED_KEYS if k not in payload]
-    if missing:
-        raise VaeFileError(f"VAE file {p}: missing keys {missing}")
-    if payload["format"] != FILE_FORMAT:
-        raise VaeFileError(f"VAE file {p}: format {payload['format']!r}, expected {FILE_FORMAT!r}")
-    return payload
+    return save_model(model, path, FILE_FORMAT, {"in_dim": int(model.in_dim), "hidden": list(model.hidden),
+                                                 "latent_dim": int(model.latent_dim)})
 
 
 def _shape_problem(in_dim: object, hidden: object, latent_dim: object) -> str:
@@ -244,7 +208,7 @@ def _shape_problem(in_dim: object, hidden: object, latent_dim: object) -> str:
 def load_vae(path: str | Path) -> Vae:
     """Read a file written by ``save_vae``; raises ``VaeFileError`` naming what is wrong."""
     p = Path(path)
-    payload = _read_payload(p)
+    payload = read_model_file(p, _REQUIRED_KEYS, VaeFileError, "VAE", FILE_FORMAT)
     in_dim, hidden, latent_dim = payload["in_dim"], payload["hidden"], payload["latent_dim"]
     problem = _shape_problem(in_dim, hidden, latent_dim)
     if problem:
@@ -256,10 +220,5 @@ def load_vae(path: str | Path) -> Vae:
         first = str(err).strip().splitlines()[0]
         raise VaeFileError(f"VAE file {p}: weights do not match in_dim={in_dim}, hidden={list(hidden)}, "
                            f"latent_dim={latent_dim} ({first})") from None
-    model.eval()
-    version = weights_version(model)
-    if payload["version"] != version:
-        raise VaeFileError(f"VAE file {p}: stored version {payload['version']!r} does not match its weights "
-                           f"({version})")
-    model.version = version
+    check_version(model, payload["version"], VaeFileError, f"VAE file {p}")
     return model

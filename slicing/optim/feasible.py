@@ -1,4 +1,4 @@
-"""The per-cell feasible set {x >= 0, sum_s x_s <= 1} over the active slices: projection and utility.
+"""The per-cell feasible set {x >= 0, sum_s x_s <= 1} over the active slices: projection and budget.
 
 Arrays are ``[N, S]`` (cells x slice columns) with a boolean slice mask; inactive entries are always 0.
 ``project`` and ``enforce_budget`` guarantee ``x.sum(axis=1) <= 1.0`` exactly in float64 (not just up to
@@ -77,10 +77,3 @@ def project_simplex(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if rows.any():
         out[rows] = _simplex_rows(v[rows], m[rows])
     return enforce_budget(out)
-
-
-def utility(r_or_f: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Per-cell utility ``sum_{s active} log(1 + r_s)``: ``[N, S]`` -> float64 ``[N]``."""
-    r = np.asarray(r_or_f, dtype=np.float64)
-    m = _as_mask(mask, r.shape)
-    return np.where(m, np.log1p(np.where(m, r, 0.0)), 0.0).sum(axis=1)

@@ -58,6 +58,10 @@ Choosing: ``"tabulated"`` for any real run (~14k cells/s on 2 cores at 100k cell
 optimiser thanks to the dual candidates); ``"autograd"`` to check the fast path or to study the paper's
 iteration alone (tests require both to agree within 1 % in total utility on a smooth estimator). Increase
 ``grid_points`` if f has features narrower than 1 / (grid_points - 1) that matter.
+
+Why one module of ~450 lines (a sixth of it this docstring): the table, the iterations, the candidates and the
+polish share private state (``_State``, the ``_Oracle`` protocol) and are one algorithm read top to bottom. The
+utility it maximises lives in ``utility.py``.
 """
 
 from __future__ import annotations
@@ -72,9 +76,9 @@ from slicing.config import IdlaConfig
 from slicing.models.qos_estimator import QosEstimator, tabulate
 from slicing.optim.baselines import equal_share
 from slicing.optim.feasible import project, project_simplex
+from slicing.optim.utility import EXACT_CHUNK, estimated_utility_tensor, estimator_features
 from slicing.rng import Stream, normal
 
-_EXACT_CHUNK = 262_144  # rows per network pass of the exact (autograd) gradient / utility
 _DUAL_CHUNK = 8192  # cells per chunk of the dual decomposition's [N, S, G] scans
 _GAMMA_FLOOR = 1e-3  # smallest utility scale used to normalise a cell's steps
 
@@ -91,38 +95,17 @@ class IdlaResult:
 # ------------------------------------------------------------------------------------------ exact network
 
 
-def _features(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    return torch.cat([x[:, None], z], dim=1)  # [M, 13]
-
-
-def exact_log1p_f(model: QosEstimator, z_act: torch.Tensor, x_act: torch.Tensor) -> torch.Tensor:
-    """log(1 + f(x, z)) for M (cell, slice) pairs: ``z_act[M, 12]``, ``x_act[M]`` -> ``[M]`` (no grad)."""
-    out = torch.empty(len(x_act), dtype=torch.float32)
-    with torch.inference_mode():
-        for lo in range(0, len(x_act), _EXACT_CHUNK):
-            hi = lo + _EXACT_CHUNK
-            out[lo:hi] = torch.log1p(model(_features(x_act[lo:hi], z_act[lo:hi])))
-    return out
-
-
 def exact_grad(model: QosEstimator, z_act: torch.Tensor, x_act: torch.Tensor) -> torch.Tensor:
     """d/dx log(1 + f(x, z)) = f'(x) / (1 + f(x)) by autograd: ``[M]``."""
     out = torch.empty(len(x_act), dtype=torch.float32)
-    for lo in range(0, len(x_act), _EXACT_CHUNK):
-        hi = lo + _EXACT_CHUNK
+    for lo in range(0, len(x_act), EXACT_CHUNK):
+        hi = lo + EXACT_CHUNK
         with torch.inference_mode(False), torch.enable_grad():  # callable from inside inference_mode too
             xc = x_act[lo:hi].detach().clone().requires_grad_(True)  # [m]
-            total = torch.log1p(model(_features(xc, z_act[lo:hi].clone()))).sum()
+            total = torch.log1p(model(estimator_features(xc, z_act[lo:hi].clone()))).sum()
             (g,) = torch.autograd.grad(total, xc)
         out[lo:hi] = g
     return out
-
-
-def exact_utility(model: QosEstimator, z: torch.Tensor, mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Estimated utility ``sum_{s active} log(1 + f(x_s))`` per row: ``z[R, S, 12]``, ``x[R, S]`` -> ``[R]``."""
-    vals = torch.zeros(x.shape, dtype=torch.float32)  # [R, S]
-    vals[mask] = exact_log1p_f(model, z[mask], x[mask].float())
-    return vals.double().sum(dim=1)
 
 
 # ----------------------------------------------------------------------------------- gradient providers
@@ -285,7 +268,7 @@ class _Exact:
         return g.T.contiguous()  # [S, R]
 
     def utility(self, x: torch.Tensor, cells: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return exact_utility(self.model, self.z[cells], mask, x)
+        return estimated_utility_tensor(self.model, self.z[cells], mask, x)
 
 
 # ---------------------------------------------------------------------------------------- the iterations
@@ -413,7 +396,7 @@ def _best_exact(model: QosEstimator, z: torch.Tensor, mask: torch.Tensor,
                 x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The better of the two projections of ``x[N, S]`` by exact estimated utility: (shares, utility ``[N]``)."""
     cands = _candidates(x, mask)  # [2, N, S]
-    util = torch.stack([exact_utility(model, z, mask, c.float()) for c in cands])  # [2, N]
+    util = torch.stack([estimated_utility_tensor(model, z, mask, c.float()) for c in cands])  # [2, N]
     which = util.argmax(dim=0)  # [N]
     rows = torch.arange(len(x))
     return cands[which, rows], util[which, rows]
@@ -465,7 +448,7 @@ def allocate_idla(
         extra.it.fill_(loops)
         extra.gamma = state.gamma.reshape(n, p)[:, :1].expand(n, extra.x.shape[1])
     shares, chosen = _choose(oracle, state, mt, n, p, extra)  # [N, S] float64 feasible
-    util = exact_utility(model, zt, mt, shares.float())  # [N]
+    util = estimated_utility_tensor(model, zt, mt, shares.float())  # [N]
 
     if cfg.method == "tabulated" and cfg.polish_iter > 0:
         _lagrangian(_Exact(model, zt, mt), chosen, torch.arange(n), cfg, cfg.polish_iter, tol=0.0)

@@ -16,6 +16,7 @@ import torch
 
 from slicing.models.qos_estimator import QosEstimator, tabulate
 from slicing.optim.feasible import enforce_budget
+from slicing.sim.utility import log1p_terms
 
 _CHUNK_BYTES = 64 * 2**20
 
@@ -106,4 +107,4 @@ def grid_values(model: QosEstimator, z: np.ndarray | torch.Tensor, mask: np.ndar
     """``log(1 + f)`` at x = k / (points - 1) for every (cell, slice): float64 ``[N, S, points]``, 0 if inactive."""
     grid = np.linspace(0.0, 1.0, points)
     f = tabulate(model, z, grid).astype(np.float64)  # [N, S, G]
-    return np.where(np.asarray(mask, dtype=bool)[:, :, None], np.log1p(f), 0.0)
+    return log1p_terms(f, mask)  # [N, S, G]

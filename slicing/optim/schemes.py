@@ -1,18 +1,24 @@
-"""Allocation schemes behind one interface, chosen by name from ``SCHEMES``.
+"""Allocation schemes behind one interface, chosen by name from the registry ``SCHEMES``.
 
 A scheme turns one period's ``AllocationContext`` (slice mask, features z from the last H periods, the warm start,
 and, for the traffic baseline only, perfect knowledge of the current offered traffic) into shares [N, S] with
 x >= 0 and sum_s x <= 1. The evaluation, the benchmark and the runtime's CellShard all allocate through this.
+
+The registry knows the allocators of this layer (equal, traffic, idla, oracle). Schemes from layers above register
+themselves with ``register_scheme(name, factory)`` when their module is imported (the RL layer's scheme module
+adds ``rl``); this package imports nothing above it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from slicing.config import IdlaConfig
+from slicing.data.history import History
 from slicing.optim.baselines import equal_share, traffic_proportional
 from slicing.optim.feasible import project
 from slicing.optim.idla import allocate_idla
@@ -30,6 +36,41 @@ class AllocationContext:
     offered_mbps: np.ndarray | None = None  # [N, S] current traffic (traffic baseline only)
     warm: np.ndarray | None = None  # [N, S] last period's shares
     obs: np.ndarray | None = None  # [N, 5S] RL observations (rl scheme only; slicing/data/features.py)
+
+    @classmethod
+    def of(cls, sim: PeriodSource, history: History | None, warm: np.ndarray | None = None,
+           period: int | None = None, *, mask: np.ndarray | None = None, z: bool = True, offered: bool = False,
+           obs: np.ndarray | None = None) -> AllocationContext:
+        """The context of ``period`` (default ``sim.period``) for cells ``sim.cell_ids``.
+
+        ``mask`` defaults to ``sim.slice_mask(period)``; ``z`` asks for the features of ``history`` (covering the H
+        periods before ``period``); ``offered`` for the period's offered traffic ``sim.demand(period)`` (the traffic
+        baseline's perfect knowledge); ``obs`` passes RL observations through.
+        """
+        t = sim.period if period is None else int(period)
+        return cls(
+            period=t, cell_ids=sim.cell_ids, mask=sim.slice_mask(t) if mask is None else mask,
+            z=history.features(sim.throughput_req_mbps, sim.delay_req_ms) if z and history is not None else None,
+            offered_mbps=sim.demand(t).offered_mbps if offered else None,
+            warm=warm, obs=obs,
+        )
+
+
+class _Demand(Protocol):
+    offered_mbps: np.ndarray  # [N, S]
+
+
+class PeriodSource(Protocol):
+    """What ``AllocationContext.of`` reads: a ``Simulator`` (or anything shaped like one)."""
+
+    period: int
+    cell_ids: np.ndarray  # [N] int64
+    throughput_req_mbps: np.ndarray  # [S]
+    delay_req_ms: np.ndarray  # [S]
+
+    def slice_mask(self, period: int | None = None) -> np.ndarray: ...  # [N, S] bool
+
+    def demand(self, period: int | None = None) -> _Demand: ...
 
 
 class Scheme(Protocol):
@@ -83,46 +124,33 @@ class OracleScheme:
         return project(shares, ctx.mask)
 
 
-class RlScheme:
-    """A trained RLlib policy (``slicing.rl.inference.RlPolicy``) on per-cell observations built by the caller.
-
-    The policy is loaded lazily from ``checkpoint`` by ``make_scheme`` (that import needs Ray/RLlib; this module
-    does not). The caller fills ``ctx.obs`` with ``slicing.data.features`` from its last KPI report.
-    """
-
-    name, needs_model, needs_obs = "rl", False, True
-
-    def __init__(self, policy) -> None:
-        self.policy = policy
-        self.version = getattr(policy, "version", None)
-
-    def allocate(self, ctx: AllocationContext) -> np.ndarray:
-        if ctx.obs is None:
-            raise ValueError("rl scheme needs obs (per-cell observations from the last KPI report)")
-        return self.policy.allocate(ctx.obs, ctx.mask)
-
-
-SCHEMES = {"equal": EqualScheme, "traffic": TrafficScheme, "idla": IdlaScheme, "oracle": OracleScheme,
-           "rl": RlScheme}
-
-
 class UnknownSchemeError(ValueError):
     pass
 
 
+class SchemeFactory(Protocol):
+    """Builds a scheme from what ``make_scheme`` knows; a factory ignores what it does not need."""
+
+    def __call__(self, *, model: object, idla: IdlaConfig, seed: int, checkpoint: str | None) -> Scheme: ...
+
+
+SCHEMES: dict[str, SchemeFactory | Callable[..., Scheme]] = {}
+
+
+def register_scheme(name: str, factory: SchemeFactory | Callable[..., Scheme]) -> None:
+    """Make ``name`` available to ``make_scheme`` (a later registration of the same name replaces it)."""
+    SCHEMES[name] = factory
+
+
 def make_scheme(name: str, model=None, idla: IdlaConfig | None = None, seed: int = 0,
                 checkpoint: str | None = None) -> Scheme:
+    """The scheme registered as ``name``; ``UnknownSchemeError`` lists the registered names otherwise."""
     if name not in SCHEMES:
         raise UnknownSchemeError(f"unknown scheme {name!r}; choose from {sorted(SCHEMES)}")
-    if name == "rl":
-        if checkpoint is None:
-            raise UnknownSchemeError("scheme 'rl' needs an RL checkpoint (slicing train-rl); it runs in the runtime's "
-                                     "CellShard(scheme='rl', rl_checkpoint=...)")
-        from slicing.rl.inference import RlPolicy  # imports RLlib, only for this scheme
+    return SCHEMES[name](model=model, idla=idla or IdlaConfig(), seed=seed, checkpoint=checkpoint)
 
-        return RlScheme(RlPolicy.from_checkpoint(checkpoint))
-    if name == "idla":
-        return IdlaScheme(model, idla or IdlaConfig(), seed)
-    if name == "oracle":
-        return OracleScheme(model)
-    return SCHEMES[name]()
+
+register_scheme("equal", lambda **_: EqualScheme())
+register_scheme("traffic", lambda **_: TrafficScheme())
+register_scheme("idla", lambda *, model, idla, seed, **_: IdlaScheme(model, idla, seed))
+register_scheme("oracle", lambda *, model, **_: OracleScheme(model))

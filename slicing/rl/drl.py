@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from slicing.config import Scenario
-from slicing.rl.env import CellSlicingEnv, PeriodRecord
+from slicing.rl.env import CellSlicingEnv, EnvConfig, PeriodRecord
 
 
 def build_drl_config(scenario: Scenario, h0_end: int):
@@ -46,8 +46,8 @@ def build_drl_config(scenario: Scenario, h0_end: int):
         raise ValueError(f"drl.groups: at most one policy per cell ({len(cells)} cells), got {groups}")
     mapping = agent_to_module(cells, groups)
     modules = sorted(set(mapping.values()), key=lambda m: int(m.split("_")[1]))
-    env_config = {"scenario": scenario.model_dump(mode="json"), "cell_ids": cells.tolist(), "seed": scenario.seed,
-                  "reward": d.reward, "episode_len": 96, "timeline": True, "record": True}
+    env_config = EnvConfig(scenario=scenario, cell_ids=cells.tolist(), seed=scenario.seed, reward=d.reward,
+                           episode_len=96, timeline=True, record=True).model_dump(mode="json")
     config = (
         SACConfig()
         .training(twin_q=True, train_batch_size_per_learner=d.train_batch, gamma=d.gamma, actor_lr=d.lr,
@@ -79,10 +79,10 @@ def run_drl(scenario: Scenario, h0_end: int, progress: Callable[[str, int], None
 
     ``progress(label, periods)`` is called as periods advance (H0 included).
     """
-    from slicing.rl.train import ensure_ray
+    from slicing.rl.train import require_ray
     from slicing.threads import single_torch_thread
 
-    ensure_ray()
+    require_ray()
     config, _ = build_drl_config(scenario, h0_end)
     with single_torch_thread():  # the learner runs in this process: many small updates, 8x faster single-threaded
         return _run(config, scenario, progress, label)

@@ -24,22 +24,21 @@ out-of-shard neighbours contribute their halo load instead; see ``features.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from slicing.config import Scenario, build_scenario
-from slicing.optim.baselines import traffic_proportional
 from slicing.data.features import ACTION_LIMIT, action_to_shares, obs_dim, observations_from_report
+from slicing.optim.baselines import traffic_proportional
+from slicing.rl.settings import EnvConfig, region_cells
 from slicing.sim.simulator import INITIAL_UTIL, Simulator
 from slicing.sim.topology import build_geometry
 from slicing.sim.traffic import PERIODS_PER_DAY
+from slicing.sim.utility import utility
 
 REWARDS = ("min", "sum_log")
-
-
 @dataclass(frozen=True)
 class PeriodRecord:
     """One simulated period of the region's cells (timeline recording): [N, S] arrays, ``share`` what was applied."""
@@ -55,36 +54,21 @@ def agent_id(cell_id: int) -> str:
     return f"cell_{int(cell_id)}"
 
 
-def region_cells(scenario: Scenario, cell_ids=None, region: int | None = None, start: int = 0) -> np.ndarray:
-    """The region's sorted global cell ids: ``cell_ids`` as given, else ``region`` contiguous ids from ``start``
-    (a band of geography), else every cell of the scenario."""
-    if cell_ids is not None:
-        ids = np.unique(np.asarray(cell_ids, dtype=np.int64))
-    elif region is not None:
-        ids = np.arange(start, min(start + int(region), scenario.cells), dtype=np.int64)
-    else:
-        ids = np.arange(scenario.cells, dtype=np.int64)
-    if len(ids) == 0 or ids[0] < 0 or ids[-1] >= scenario.cells:
-        raise ValueError(f"region: cell ids must be within [0, {scenario.cells}) and non-empty")
-    return ids
-
-
 class CellSlicingEnv(MultiAgentEnv):
-    """See module docstring. ``config`` keys: scenario (dict or Scenario), cell_ids | region (+ region_start),
-    seed, reward ("min" | "sum_log"), episode_len (96), timeline (False), record (False)."""
+    """See module docstring. ``config``: an ``EnvConfig`` or its dict (``config_model`` of the class: subclasses
+    with more keys extend it)."""
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
+    config_model: ClassVar[type[EnvConfig]] = EnvConfig
+
+    def __init__(self, config: EnvConfig | dict[str, Any] | None = None) -> None:
         super().__init__()
-        cfg = dict(config or {})
-        sc = cfg.get("scenario")
-        self.scenario = sc if isinstance(sc, Scenario) else build_scenario(dict(sc or {}))
-        self.reward_kind = cfg.get("reward", "min")
-        if self.reward_kind not in REWARDS:
-            raise ValueError(f"reward: {self.reward_kind!r}; choose from {list(REWARDS)}")
-        self.episode_len = int(cfg.get("episode_len", PERIODS_PER_DAY))
-        if self.episode_len < 1:
-            raise ValueError("episode_len must be >= 1")
-        self.region = region_cells(self.scenario, cfg.get("cell_ids"), cfg.get("region"), int(cfg.get("region_start", 0)))
+        model = type(self).config_model
+        cfg = config if isinstance(config, model) else model.model_validate(dict(config or {}))
+        self.env_config = cfg
+        self.scenario = cfg.scenario
+        self.reward_kind = cfg.reward
+        self.episode_len = cfg.episode_len
+        self.region = region_cells(self.scenario, cfg.cell_ids, cfg.region, cfg.region_start)
         ring = build_geometry(self.scenario.topology, self.scenario.radio, self.region).halo_ids
         self.sim = Simulator(self.scenario, np.union1d(self.region, ring))
         self._rows = np.searchsorted(self.sim.cell_ids, self.region)  # region rows of the simulator
@@ -97,13 +81,13 @@ class CellSlicingEnv(MultiAgentEnv):
         self.agents = list(self.possible_agents)
         obs_space = gym.spaces.Box(0.0, 10.0, (obs_dim(self.n_slices),), np.float32)
         act_space = gym.spaces.Box(-ACTION_LIMIT, ACTION_LIMIT, (self.n_slices,), np.float32)
-        self.observation_spaces = {a: obs_space for a in self.possible_agents}
-        self.action_spaces = {a: act_space for a in self.possible_agents}
-        self._rng = np.random.default_rng(cfg.get("seed"))
+        self.observation_spaces = dict.fromkeys(self.possible_agents, obs_space)
+        self.action_spaces = dict.fromkeys(self.possible_agents, act_space)
+        self._rng = np.random.default_rng(cfg.seed)
         self._t = 0
         self._report = None
-        self.timeline = bool(cfg.get("timeline", False))
-        self.record = bool(cfg.get("record", False))
+        self.timeline = cfg.timeline
+        self.record = cfg.record
         self.records: list[PeriodRecord] = []
 
     # -- helpers --------------------------------------------------------------------------------------------
@@ -175,11 +159,11 @@ class CellSlicingEnv(MultiAgentEnv):
         if self.reward_kind == "min":
             rew = np.where(m.any(axis=1), np.where(m, r, np.inf).min(axis=1), 0.0)
         else:
-            rew = np.where(m, np.log1p(r), 0.0).sum(axis=1)
+            rew = utility(r, m)
         done = self._t >= self.episode_len
         obs = self._obs_dict(self._obs_array())
         rewards = {a: float(rew[i]) for i, a in enumerate(self.possible_agents)}
-        terminateds = {a: False for a in self.possible_agents} | {"__all__": False}
-        truncateds = {a: done for a in self.possible_agents} | {"__all__": done}
+        terminateds = dict.fromkeys(self.possible_agents, False) | {"__all__": False}
+        truncateds = dict.fromkeys(self.possible_agents, done) | {"__all__": done}
         infos = {a: {} for a in self.possible_agents}
         return obs, rewards, terminateds, truncateds, infos

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +21,18 @@ import numpy as np
 
 from slicing.config import Scenario
 from slicing.rl.env import CellSlicingEnv, agent_id, region_cells
+from slicing.rl.settings import TrainSettings
 
-ALGOS = ("ppo", "sac")
 META_FILE = "slicing_rl.json"  # next to the checkpoint: groups, mapping, scenario, obs layout
 
 
-@dataclass
-class TrainSettings:
-    algo: str = "ppo"
-    groups: int = 1
-    iterations: int = 5
-    region: int | None = None  # cells in the region (contiguous ids from 0); None = all cells of the scenario
-    cell_ids: tuple[int, ...] | None = None  # explicit global cell ids of the region (overrides ``region``)
-    episode_len: int = 96
-    reward: str = "min"
-    seed: int = 0
-    hidden: tuple[int, ...] = (64, 64)
-    train_batch: int | None = None  # agent steps per training batch (default: per algorithm)
-    env_config: dict[str, Any] = field(default_factory=dict)
+def require_ray() -> None:
+    """Library code in ``slicing.rl`` does not start Ray: the entry points do (``slicing.runtime.ray_util``)."""
+    import ray
+
+    if not ray.is_initialized():
+        raise RuntimeError("Ray is not running: call slicing.runtime.ray_util.ensure_ray() (or local_ray()) first; "
+                           "the CLI commands, experiment drivers and benchmarks do")
 
 
 def group_of(n_cells: int, groups: int) -> np.ndarray:
@@ -58,26 +51,20 @@ def agent_to_module(cell_ids: np.ndarray, groups: int) -> dict[str, str]:
     return {agent_id(c): module_id(int(k)) for c, k in zip(cell_ids, g, strict=True)}
 
 
-def ensure_ray(num_cpus: int = 2) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address="local", include_dashboard=False, num_cpus=num_cpus, log_to_driver=False)
-
-
-def build_config(scenario: Scenario, s: TrainSettings):
-    """The RLlib AlgorithmConfig (PPO or SAC) for ``scenario`` and ``s``."""
+def build_config(scenario: Scenario, s: TrainSettings, env: type[CellSlicingEnv] = CellSlicingEnv):
+    """The RLlib AlgorithmConfig (PPO or SAC) for ``scenario`` and ``s``, stepping ``env`` (whose config model
+    validates the env config here, before RLlib builds anything)."""
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    if s.algo not in ALGOS:
-        raise ValueError(f"algo: {s.algo!r}; choose from {list(ALGOS)}")
     cells = region_cells(scenario, s.cell_ids, region=s.region)
     mapping = agent_to_module(cells, s.groups)
     modules = sorted(set(mapping.values()), key=lambda m: int(m.split("_")[1]))
-    env_config = {"scenario": scenario.model_dump(mode="json"), "cell_ids": cells.tolist(), "seed": s.seed,
-                  "reward": s.reward, "episode_len": s.episode_len} | dict(s.env_config)
+    given = {"scenario": scenario, "cell_ids": cells.tolist(), "seed": s.seed, "reward": s.reward,
+             "episode_len": s.episode_len} | dict(s.env_config)
+    dump = env.config_model.model_validate(given).model_dump(mode="json")  # RLlib passes env_config as a dict
+    env_config = {k: v for k, v in dump.items() if k in given}
     if s.algo == "ppo":
         from ray.rllib.algorithms.ppo import PPOConfig
 
@@ -99,7 +86,7 @@ def build_config(scenario: Scenario, s: TrainSettings):
     if s.algo == "sac":
         config = config.env_runners(rollout_fragment_length=8)
     config = (
-        config.environment(CellSlicingEnv, env_config=env_config, normalize_actions=True, clip_actions=False)
+        config.environment(env, env_config=env_config, normalize_actions=True, clip_actions=False)
         .framework("torch")
         .env_runners(num_env_runners=0, num_envs_per_env_runner=1)
         .multi_agent(policies=set(modules), policy_mapping_fn=mapping_fn, count_steps_by="agent_steps")
@@ -168,7 +155,8 @@ def _metric(result: dict, *keys: str) -> Any:
 
 def train(scenario: Scenario, s: TrainSettings, out: Path,
           progress: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
-    """Train ``s.iterations`` iterations, save the checkpoint under ``out``; returns the summary dict."""
+    """Train ``s.iterations`` iterations, save the checkpoint under ``out``; returns the summary dict. Needs a
+    running Ray (``slicing.runtime.ray_util.ensure_ray``)."""
     from ray.rllib.utils.metrics import (
         ENV_RUNNER_RESULTS,
         EPISODE_RETURN_MEAN,
@@ -176,7 +164,7 @@ def train(scenario: Scenario, s: TrainSettings, out: Path,
         NUM_ENV_STEPS_SAMPLED_LIFETIME,
     )
 
-    ensure_ray()
+    require_ray()
     config, mapping = build_config(scenario, s)
     algo = config.build_algo()
     try:
@@ -201,7 +189,7 @@ def train(scenario: Scenario, s: TrainSettings, out: Path,
     n_agents = len(mapping)
     # mean reward per agent and period, over the last iteration's completed episodes (None if none completed)
     mean_reward = float(returns[-1]) / (n_agents * s.episode_len) if returns else None
-    meta = {"algo": s.algo, "groups": s.groups, "mapping": mapping, "settings": asdict(s),
+    meta = {"algo": s.algo, "groups": s.groups, "mapping": mapping, "settings": s.model_dump(mode="json"),
             "scenario": scenario.model_dump(mode="json"), "n_slices": len(scenario.slices)}
     Path(ckpt, META_FILE).write_text(json.dumps(meta))
     return {"iterations": s.iterations, "env_steps": int(env_steps or 0), "agent_steps": int(agent_steps or 0),

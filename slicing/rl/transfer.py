@@ -48,7 +48,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -56,25 +55,24 @@ import numpy as np
 
 from slicing.config import Scenario
 from slicing.data.features import obs_dim as obs_dim_of
+from slicing.rl.settings import STRATEGIES, TRAIN_BATCH
 from slicing.rl.train import (
     META_FILE,
     TrainSettings,
     build_config,
-    ensure_ray,
     iteration_reward,
     module_id,
     region_cells,
+    require_ray,
     sampled_reward_callback,
 )
 from slicing.threads import single_torch_thread
 
-STRATEGIES = ("model", "instance", "integrated", "feature")
 SCRATCH = "scratch"
 MODULE = module_id(0)  # one shared module per agent (groups=1)
 MODULE_DIR = ("learner_group", "learner", "rl_module")
 ENCODERS = ("pi_encoder.", "qf_encoder.", "qf_twin_encoder.")  # trained (frozen in feature transfer)
 TARGET_ENCODERS = ("target_qf_encoder.", "target_qf_twin_encoder.")  # loaded too, Polyak-updated by SAC
-TRAIN_BATCH = 64
 # SAC's entropy temperature starts at RLlib's 1.0 and its log is learned at 3e-4 per update, so within a few hundred
 # updates alpha stays ~1 and the entropy bonus dominates a reward in [0, 1]: the policy stays near random. A small
 # initial alpha (for sources and targets alike) keeps SAC close to the paper's TD3 (deterministic + small noise).
@@ -89,7 +87,7 @@ def _settings(cells: Sequence[int], seed: int, hidden: Sequence[int], episode_le
 
 
 def _build(scenario: Scenario, s: TrainSettings):
-    ensure_ray()
+    require_ray()
     config, mapping = build_config(scenario, s)
     config = config.training(**SAC_TRAINING)
     return config.callbacks(sampled_reward_callback()).build_algo(), mapping
@@ -121,7 +119,7 @@ def _train_loop(algo, iterations: int, progress: Callable[[int], None] | None) -
 def _save(algo, scenario: Scenario, s: TrainSettings, mapping: dict, out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     ckpt = algo.save_to_path(str((out / "checkpoint").resolve()))
-    meta = {"algo": s.algo, "groups": s.groups, "mapping": mapping, "settings": asdict(s),
+    meta = {"algo": s.algo, "groups": s.groups, "mapping": mapping, "settings": s.model_dump(mode="json"),
             "scenario": scenario.model_dump(mode="json"), "n_slices": len(scenario.slices)}
     Path(ckpt, META_FILE).write_text(json.dumps(meta))  # as slicing.rl.train: RlPolicy reads it
     return str(ckpt)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from slicing.config import Scenario
-from slicing.rl.env import CellSlicingEnv
+from slicing.rl.env import CellSlicingEnv, EnvConfig
 from slicing.sim.traffic import PERIODS_PER_DAY
 from slicing.transfer.samples import AgentSamples, SampleStats, default_action
 
@@ -55,8 +55,8 @@ def collect_default_samples(
     if len(cell_ids) == 0:
         raise ValueError(f"agent {name!r}: cell_ids must name at least one cell")
     try:
-        env = CellSlicingEnv({"scenario": scenario, "cell_ids": list(cell_ids), "seed": int(seed),
-                              "reward": reward, "episode_len": int(episode_len)})
+        env = CellSlicingEnv(EnvConfig(scenario=scenario, cell_ids=list(cell_ids), seed=int(seed), reward=reward,
+                                       episode_len=int(episode_len)))
     except ValueError as err:
         raise ValueError(f"agent {name!r}: {err}") from None
     # the first reset seeds the env's RNG; later ones continue it (a new day per episode)

@@ -5,11 +5,13 @@
 - ``population.Population``: the driver-side orchestrator (partition by geography, halo exchange, step and
   allocate in parallel, estimator shipped through the object store once per version, routing of reads and KPIs).
 - ``checkpoint``: per-shard checkpoints on a local folder or any ``pyarrow.fs`` URI, written atomically.
-- ``service``: the population as the named actor ``"slicing-population"`` (namespace ``"slicing"``) with a
-  periodic loop, for the HTTP service.
-- ``bench.bench_population``: the sharded scale benchmark (``slicing bench --shards K``).
-- ``weights``: the estimator as a plain payload for the object store; ``records``: KPI record validation.
-- ``multinode``: a head + 2 worker ``ray.cluster_utils.Cluster`` run that loses a node mid-run (a test).
+- ``population_actor``: the population as the named actor ``"slicing-population"`` (namespace ``"slicing"``)
+  with a periodic loop, for the HTTP service.
+- ``transfer_actor``: the TransferService actor ``"slicing-transfer"`` (registry, ranking, background transfers).
+- ``weights``: the estimator as a plain payload for the object store.
+- ``ray_util``: the one place that starts Ray, finds named actors and unwraps Ray task errors.
+
+The sharded benchmark is ``slicing/bench/population.py``; the multi-node test run is ``tests/runtime/multinode.py``.
 
 Names are imported lazily, so ``import slicing.runtime.shard`` does not import Ray.
 """
@@ -21,10 +23,10 @@ from typing import Any
 
 _EXPORTS = {
     "CellShard": "shard", "UnknownCell": "shard", "Population": "population", "partition": "population",
-    "CheckpointStore": "checkpoint", "CheckpointMismatch": "checkpoint", "PopulationActor": "service",
-    "PopulationService": "service", "get_population_actor": "service", "start_population_actor": "service",
-    "stop_population_actor": "service",
-    "ACTOR_NAME": "service", "NAMESPACE": "service", "bench_population": "bench",
+    "CheckpointStore": "checkpoint", "CheckpointMismatch": "checkpoint", "PopulationActor": "population_actor",
+    "PopulationService": "population_actor", "get_population_actor": "population_actor",
+    "start_population_actor": "population_actor", "stop_population_actor": "population_actor",
+    "ACTOR_NAME": "population_actor", "NAMESPACE": "ray_util", "ensure_ray": "ray_util",
     "estimator_payload": "weights", "estimator_from_payload": "weights",
 }
 __all__ = list(_EXPORTS)  # lazy names (see __getattr__)

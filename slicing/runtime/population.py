@@ -29,11 +29,12 @@ from typing import Any, Self
 import numpy as np
 
 from slicing.config import Scenario
-from slicing.models.qos_estimator import QosEstimator
-from slicing.runtime.checkpoint import CheckpointStore
 from slicing.data.kpi import KpiBatch, parse_records
+from slicing.errors import FieldError
+from slicing.models.qos_estimator import QosEstimator, estimator_payload
+from slicing.runtime.checkpoint import CheckpointStore
+from slicing.runtime.ray_util import unwrap
 from slicing.runtime.shard import RUNTIME_SCHEMES, CellShard, UnknownCell
-from slicing.runtime.weights import estimator_payload
 
 __all__ = ["Population", "UnknownCell", "partition"]
 
@@ -45,7 +46,8 @@ def partition(scenario: Scenario, shards: int) -> list[tuple[int, int]]:
     """K contiguous cell-id ranges [lo, hi) cut at site boundaries, as equal as possible."""
     sites = scenario.topology.sites
     if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= sites:
-        raise ValueError(f"shards: must be an integer in [1, {sites}] (at least one site per shard), got {shards!r}")
+        raise FieldError(("shards",), f"must be an integer in [1, {sites}] (at least one site per shard), "
+                                       f"got {shards!r}")
     edges = 3 * np.round(np.linspace(0, sites, shards + 1)).astype(np.int64)  # [K + 1]
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
@@ -59,12 +61,6 @@ def _shard_cpus(shards: int) -> float:
     return max(1e-4, np.floor(min(MAX_SHARD_CPUS, 0.5 * total / shards) * 1e4) / 1e4)
 
 
-def _unwrap(err: Exception) -> Exception:
-    """The user-facing exception inside a RayTaskError (ValueError / KeyError), else ``err`` itself."""
-    cause = getattr(err, "cause", None)
-    return cause if isinstance(cause, ValueError | KeyError) else err
-
-
 class Population:
     """All cells of ``scenario``, split into ``shards`` CellShards (Ray actors unless ``in_process``)."""
 
@@ -74,11 +70,11 @@ class Population:
                  max_restarts: int = -1, max_task_retries: int = 3, fresh: bool = False,
                  rl_checkpoint: str | None = None) -> None:
         if scheme not in RUNTIME_SCHEMES:
-            raise ValueError(f"scheme: {scheme!r} is not a runtime scheme; choose from {list(RUNTIME_SCHEMES)}")
+            raise FieldError(("scheme",), f"{scheme!r} is not a runtime scheme; choose from {list(RUNTIME_SCHEMES)}")
         if scheme == "idla" and model is None:
-            raise ValueError("model: scheme 'idla' needs a QoS estimator")
+            raise FieldError(("model",), "scheme 'idla' needs a QoS estimator")
         if scheme == "rl" and rl_checkpoint is None:
-            raise ValueError("rl_checkpoint: scheme 'rl' needs a checkpoint from `slicing train-rl`")
+            raise FieldError(("rl_checkpoint",), "scheme 'rl' needs a checkpoint from `slicing train-rl`")
         self.rl_checkpoint = str(rl_checkpoint) if rl_checkpoint else None
         self.scenario, self.scheme, self.in_process = scenario, scheme, in_process
         self.bounds = partition(scenario, shards)
@@ -131,8 +127,8 @@ class Population:
 
         try:
             return ray.get(pending)
-        except ray.exceptions.RayTaskError as err:
-            raise _unwrap(err) from None
+        except ray.exceptions.RayTaskError as err:  # a shard's FieldError / UnknownCell arrives as itself
+            raise unwrap(err, ValueError, KeyError) from None
 
     def _reconcile(self, infos: list[dict]) -> int:
         """The population's period from the shards' (restored) states; finishes a round interrupted after step."""
@@ -156,12 +152,13 @@ class Population:
             t0 = time.perf_counter()
             util = np.zeros(self._n)  # [n_cells] only exported entries are filled
             if len(self.shards) > 1:
-                parts = self._get([self._call(s, "cell_util", ex) for s, ex in zip(self.shards, self._export)])
+                parts = self._get([self._call(s, "cell_util", ex)
+                                   for s, ex in zip(self.shards, self._export, strict=True)])
                 for ex, values in zip(self._export, parts, strict=True):  # per shard
                     util[ex] = values
             halos = [util[h] for h in self._halo]  # [K] x [M_k]
             t1 = time.perf_counter()
-            steps = self._get([self._call(s, "step", p, h, kpis) for s, h in zip(self.shards, halos)])
+            steps = self._get([self._call(s, "step", p, h, kpis) for s, h in zip(self.shards, halos, strict=True)])
             t2 = time.perf_counter()
             allocs = self._get([self._call(s, "allocate", p + 1, self._estimator) for s in self.shards])
             t3 = time.perf_counter()
@@ -202,7 +199,7 @@ class Population:
         return self._version
 
     def estimator_payload(self) -> dict | None:
-        """The current estimator as a plain payload (``weights.estimator_from_payload`` rebuilds it)."""
+        """The current estimator as a plain payload (``qos_estimator.estimator_from_payload`` rebuilds it)."""
         return self._payload
 
     # -- reads ----------------------------------------------------------------------------------------------
@@ -220,7 +217,7 @@ class Population:
         """A page of the population's cell ids (sorted)."""
         for name, v in (("limit", limit), ("offset", offset)):
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
-                raise ValueError(f"{name}: must be an integer >= 0, got {v!r}")
+                raise FieldError((name,), f"must be an integer >= 0, got {v!r}")
         return list(range(min(offset, self._n), min(self._n, offset + limit)))
 
     def _cell(self, cell_id: Any) -> int:
@@ -253,8 +250,8 @@ class Population:
         out = (batch.cell_ids < 0) | (batch.cell_ids >= self._n)
         if out.any():
             k = int(np.argmax(out))
-            raise ValueError(f"records[{batch.index[k]}].cell_id: unknown cell {batch.cell_ids[k]}; the population "
-                             f"has cells 0..{self._n - 1}")
+            raise FieldError(("records", int(batch.index[k]), "cell_id"),
+                             f"unknown cell {batch.cell_ids[k]}; the population has cells 0..{self._n - 1}")
         owner = np.searchsorted(self._hi, batch.cell_ids, side="right")  # [M] shard index
         groups = [(self.shards[k], batch.take(np.flatnonzero(owner == k))) for k in np.unique(owner)]
         with self._lock:

@@ -8,6 +8,10 @@ background thread advancing one period every ``period_s`` seconds), ``stop()``, 
 
 Reads (allocation, cell_ids, ...) do not wait for a running period: the population's lock is only taken by
 ``run_period``, ``ingest`` and ``set_estimator``, and shards answer reads from their last allocation.
+
+Bad input (a KPI record out of range, an unknown cell) is raised as ``slicing.errors.FieldError`` (or
+``UnknownCell``, a KeyError) and reaches the caller as the task error's ``cause``
+(``slicing.runtime.ray_util.unwrap``), with its path (``records.3.cqi``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import ray
 from slicing.config import Scenario
 from slicing.models.qos_estimator import QosEstimator, load_estimator
 from slicing.runtime.population import Population
+from slicing.runtime.ray_util import NAMESPACE, named_actor
 
 ACTOR_NAME = "slicing-population"
-NAMESPACE = "slicing"
 _KEEP: list[Any] = []  # handles of the actors this process started
 
 
@@ -64,7 +68,7 @@ class PopulationService:
             try:
                 self.population.run_period()
                 self._error = None
-            except Exception as err:  # noqa: BLE001 - keep serving the last allocations; report via last_error()
+            except Exception as err:  # keep serving the last allocations; report via last_error()
                 self._error = f"{type(err).__name__}: {err}"
             next_t += period_s
             self._stop.wait(max(0.0, next_t - time.monotonic()))
@@ -168,7 +172,7 @@ def stop_population_actor(handle: Any = None, timeout_s: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
+                named_actor(ACTOR_NAME)
             except ValueError:
                 break
             time.sleep(0.1)
@@ -178,7 +182,7 @@ def stop_population_actor(handle: Any = None, timeout_s: float = 30.0) -> bool:
 def get_population_actor():
     """The running population actor; raises ``LookupError`` if none is registered."""
     try:
-        return ray.get_actor(ACTOR_NAME, namespace=NAMESPACE)
+        return named_actor(ACTOR_NAME)
     except ValueError:
         raise LookupError(f"no population actor {ACTOR_NAME!r} in namespace {NAMESPACE!r} "
                           "(start one with `slicing serve`)") from None

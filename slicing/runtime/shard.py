@@ -36,11 +36,12 @@ import torch
 
 from slicing.config import Scenario
 from slicing.data.history import History
+from slicing.data.kpi import KpiBatch, parse_records
+from slicing.errors import FieldError
+from slicing.models.qos_estimator import estimator_from_payload
 from slicing.optim.baselines import traffic_proportional
 from slicing.optim.schemes import AllocationContext, Scheme, make_scheme
 from slicing.runtime.checkpoint import CheckpointMismatch, CheckpointStore, scenario_fingerprint
-from slicing.data.kpi import KpiBatch, parse_records
-from slicing.runtime.weights import estimator_from_payload
 from slicing.sim.simulator import Simulator
 
 RUNTIME_SCHEMES = ("idla", "traffic", "equal", "rl")
@@ -100,8 +101,10 @@ class CellShard:
         self._model, self._model_version, self._reloads = None, None, 0
         if scheme == "rl" and rl_checkpoint is None:
             raise ValueError("rl_checkpoint: scheme 'rl' needs a checkpoint from `slicing train-rl`")
-        self._scheme: Scheme | None = (None if scheme == "idla"
-                                       else make_scheme(scheme, checkpoint=str(rl_checkpoint) if rl_checkpoint else None))
+        if scheme == "rl":
+            import slicing.rl.scheme  # noqa: F401 - registers the rl scheme (the optim registry knows no RL)
+        checkpoint = str(rl_checkpoint) if rl_checkpoint else None
+        self._scheme: Scheme | None = None if scheme == "idla" else make_scheme(scheme, checkpoint=checkpoint)
         if scheme == "rl":
             self._model_version = getattr(self._scheme, "version", None)
         self._halo_util: np.ndarray | None = None  # last step's out-of-shard loads (rl observations)
@@ -183,13 +186,9 @@ class CellShard:
     def _run_scheme(self, mask: np.ndarray) -> np.ndarray:
         if self._scheme is None:
             raise RuntimeError(f"{self.name}: scheme {self.scheme_name!r} has no estimator loaded")
-        sim = self.sim
-        ctx = AllocationContext(
-            period=sim.period, cell_ids=sim.cell_ids, mask=mask,
-            z=self.history.features(sim.throughput_req_mbps, sim.delay_req_ms) if self._scheme.needs_model else None,
-            offered_mbps=sim.demand().offered_mbps if self.scheme_name == "traffic" else None,
-            warm=self._snap.shares, obs=self._rl_obs(mask) if getattr(self._scheme, "needs_obs", False) else None,
-        )
+        obs = self._rl_obs(mask) if getattr(self._scheme, "needs_obs", False) else None
+        ctx = AllocationContext.of(self.sim, self.history, self._snap.shares, mask=mask, z=self._scheme.needs_model,
+                                   offered=self.scheme_name == "traffic", obs=obs)
         return np.asarray(self._scheme.allocate(ctx), dtype=np.float64)
 
     def _rl_obs(self, mask: np.ndarray) -> np.ndarray:
@@ -221,7 +220,7 @@ class CellShard:
             else:
                 try:
                     shares = self._run_scheme(mask)
-                except Exception as err:  # noqa: BLE001 - any scheme failure falls back per cell, reported
+                except Exception as err:  # any scheme failure falls back per cell, reported
                     error = f"{type(err).__name__}: {err}"
                     shares = np.full(mask.shape, np.nan)
             shares, ok = self._sanitise(shares, mask)
@@ -289,26 +288,26 @@ class CellShard:
         out = (pos < 0) | (pos >= self.hi - self.lo)
         if out.any():
             k = int(np.argmax(out))
-            raise ValueError(f"records[{batch.index[k]}].cell_id: unknown cell {batch.cell_ids[k]} "
-                             f"({self.name} holds {self.lo}..{self.hi - 1})")
+            raise FieldError(("records", int(batch.index[k]), "cell_id"),
+                             f"unknown cell {batch.cell_ids[k]} ({self.name} holds {self.lo}..{self.hi - 1})")
         col = np.empty(len(batch), dtype=np.int64)
         for k, s in enumerate(batch.snssai):  # per record
             if s not in self._snssai:
-                raise ValueError(f"records[{batch.index[k]}].snssai: unknown S-NSSAI {s!r}; the catalogue has "
-                                 f"{list(self._snssai)}")
+                raise FieldError(("records", int(batch.index[k]), "snssai"),
+                                 f"unknown S-NSSAI {s!r}; the catalogue has {list(self._snssai)}")
             col[k] = self._snssai[s]
         with self._lock:
             mask = self.sim.slice_mask(max(self.sim.period - 1, 0))  # slices of the reported period
             inactive = ~mask[pos, col]
             if inactive.any():
                 k = int(np.argmax(inactive))
-                raise ValueError(f"records[{batch.index[k]}].snssai: slice {batch.snssai[k]} is not active in cell "
-                                 f"{batch.cell_ids[k]}")
+                raise FieldError(("records", int(batch.index[k]), "snssai"),
+                                 f"slice {batch.snssai[k]} is not active in cell {batch.cell_ids[k]}")
             pair = pos * mask.shape[1] + col
             _, first, counts = np.unique(pair, return_index=True, return_counts=True)
             if (counts > 1).any():
                 k = int(first[np.argmax(counts > 1)])
-                raise ValueError(f"records[{batch.index[k]}]: (cell_id {batch.cell_ids[k]}, snssai "
+                raise FieldError(("records", int(batch.index[k])), f"(cell_id {batch.cell_ids[k]}, snssai "
                                  f"{batch.snssai[k]}) is reported more than once")
             if dry_run:
                 return len(batch)

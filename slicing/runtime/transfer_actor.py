@@ -15,13 +15,15 @@ and the HTTP service (``GET /v1/agents``, ``POST /v1/transfer``) reach the same 
   foreground (``wait=True``, the CLI) or as a background job (``wait=False``, the HTTP service: the answer comes at
   once with the ranking, and the new agent shows in ``agents()`` as ``training`` until it is ``ready``/``failed``).
 
-Agent names: 1-64 characters of ``[A-Za-z0-9_.-]``. Bad input is a ``TransferError`` (a ValueError) naming the
-field and the rule: unknown agent, target without samples, observation sizes that do not match, a strategy that
-needs transitions the source does not have.
+Agent names: 1-64 characters of ``[A-Za-z0-9_.-]``. Bad input is a ``TransferError`` (a ``FieldError``: the path
+of the field, ``("source",)``, and the rule): unknown agent, target without samples, observation sizes that do not
+match, a strategy that needs transitions the source does not have. It crosses Ray as itself, so
+``POST /v1/transfer`` answers 422 with ``body.source`` and the CLI prints ``source: unknown agent 'x'; ...``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -33,16 +35,25 @@ from typing import Any
 import numpy as np
 
 from slicing.config import Scenario, build_scenario
+from slicing.errors import FieldError
+from slicing.rl.settings import STRATEGIES
 
 TRANSFER_ACTOR_NAME = "slicing-transfer"
 NAMESPACE = "slicing"
-STRATEGIES = ("model", "instance", "integrated", "feature")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _KEEP: list[Any] = []
 
 
-class TransferError(ValueError):
-    """Bad input to the transfer service; the message names the field and the rule."""
+class TransferError(FieldError):
+    """Bad input to the transfer service: ``TransferError(("target",), rule)``.
+
+    ``TransferError(message)`` (one argument) is a rule about no single field.
+    """
+
+    def __init__(self, path: tuple[str | int, ...] | list[str | int] | str, message: str | None = None) -> None:
+        if message is None:
+            path, message = (), str(path)
+        super().__init__(path, message)
 
 
 @dataclass
@@ -79,23 +90,23 @@ def parse_cells(spec: str | list[int], n_cells: int, field_name: str = "cells") 
             try:
                 a, b = int(lo), int(hi) if sep else int(lo)
             except ValueError:
-                raise TransferError(f"{field_name}: {part!r} is not an id or a range like 0-5") from None
+                raise TransferError((field_name,), f"{part!r} is not an id or a range like 0-5") from None
             if b < a:
-                raise TransferError(f"{field_name}: range {part!r} is empty")
+                raise TransferError((field_name,), f"range {part!r} is empty")
             ids.update(range(a, b + 1))
     else:
         ids.update(int(c) for c in spec)
     if not ids:
-        raise TransferError(f"{field_name}: give at least one cell id")
+        raise TransferError((field_name,), "give at least one cell id")
     bad = sorted(c for c in ids if not 0 <= c < n_cells)
     if bad:
-        raise TransferError(f"{field_name}: ids {bad[:5]} outside [0, {n_cells})")
+        raise TransferError((field_name,), f"ids {bad[:5]} outside [0, {n_cells})")
     return sorted(ids)
 
 
 def _check_name(name: str, field_name: str = "name") -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise TransferError(f"{field_name}: {name!r} must be 1-64 characters of letters, digits, '_', '.', '-'")
+        raise TransferError((field_name,), f"{name!r} must be 1-64 characters of letters, digits, '_', '.', '-'")
     return name
 
 
@@ -133,7 +144,7 @@ class TransferService:
                     rec.status, rec.error = "failed", "interrupted (service restarted during training)"
                 self._agents[rec.name] = rec
         except (OSError, ValueError, TypeError) as err:
-            raise TransferError(f"{self.registry_file}: unreadable registry ({err})") from None
+            raise TransferError((), f"{self.registry_file}: unreadable registry ({err})") from None
 
     def _save(self) -> None:
         tmp = self.registry_file.with_suffix(".tmp")
@@ -152,7 +163,7 @@ class TransferService:
         rec = self._agents.get(name)
         if rec is None:
             known = sorted(self._agents)
-            raise TransferError(f"{field_name}: unknown agent {name!r}; registered: {known[:20]}")
+            raise TransferError((field_name,), f"unknown agent {name!r}; registered: {known[:20]}")
         return rec
 
     def register(self, name: str, cells: str | list[int], checkpoint: str | None,
@@ -161,12 +172,12 @@ class TransferService:
         _check_name(name)
         ids = parse_cells(cells, self.scenario.cells)
         if checkpoint is not None and not Path(checkpoint).is_dir():
-            raise TransferError(f"checkpoint: {checkpoint!r} is not a folder (a `slicing train-rl` checkpoint)")
+            raise TransferError(("checkpoint",), f"{checkpoint!r} is not a folder (a `slicing train-rl` checkpoint)")
         if transitions is not None and not Path(transitions).is_file():
-            raise TransferError(f"transitions: {transitions!r} is not a file")
+            raise TransferError(("transitions",), f"{transitions!r} is not a file")
         with self._lock:
             if name in self._agents and not replace:
-                raise TransferError(f"name: agent {name!r} is already registered (replace=True to overwrite)")
+                raise TransferError(("name",), f"agent {name!r} is already registered (replace=True to overwrite)")
         samples = self._collect(name, ids)
         rec = AgentRecord(name=name, cells=ids, checkpoint=None if checkpoint is None else str(checkpoint),
                           transitions=transitions, obs_dim=int(samples.stats.obs_dim),
@@ -201,7 +212,7 @@ class TransferService:
                 return self._samples[name]
         path = self.root / "samples" / f"{name}.npz"
         if not path.is_file():
-            raise TransferError(f"agent {name!r}: no default-action samples (register it again)")
+            raise TransferError((), f"agent {name!r}: no default-action samples (register it again)")
         with np.load(path) as f:
             data = f["data"]
         with self._lock:
@@ -219,21 +230,21 @@ class TransferService:
             ready = [a.name for a in self._agents.values() if a.status == "ready" and a.checkpoint and a.name != target]
         candidates = ready if sources is None else [self._get(s, "source").name for s in sources]
         if not candidates:
-            raise TransferError("source: no trained agent is registered to transfer from")
+            raise TransferError(("source",), "no trained agent is registered to transfer from")
         if cells is not None:
             ids = parse_cells(cells, self.scenario.cells, "cells")
             target_data = self._target_samples(target, ids)
         elif target in self._agents:
             target_data = self._samples_of(target)
         else:
-            raise TransferError(f"target: {target!r} is not registered; give its cells")
+            raise TransferError(("target",), f"{target!r} is not registered; give its cells")
         if len(target_data) == 0:
-            raise TransferError(f"target: {target!r} has no samples")
+            raise TransferError(("target",), f"{target!r} has no samples")
         data = {name: self._samples_of(name) for name in candidates} | {target: target_data}
         dims = {name: d.shape[1] - 1 for name, d in data.items()}
         bad = {n: d for n, d in dims.items() if d != dims[target]}
         if bad:
-            raise TransferError(f"source: observation sizes {bad} do not match the target's {dims[target]} "
+            raise TransferError(("source",), f"observation sizes {bad} do not match the target's {dims[target]} "
                                 "(different slice catalogue)")
         key = (tuple(sorted(candidates)), target, len(target_data), float(target_data.sum()))
         vae = self._vae_cache.get(key)
@@ -263,21 +274,21 @@ class TransferService:
         """Train agent ``target`` on ``cells`` starting from ``source`` (default: the nearest) with ``strategy``."""
         _check_name(target, "target")
         if strategy not in STRATEGIES:
-            raise TransferError(f"strategy: {strategy!r}; choose from {list(STRATEGIES)}")
+            raise TransferError(("strategy",), f"{strategy!r}; choose from {list(STRATEGIES)}")
         iters = self.iterations if iterations is None else int(iterations)
         if not 1 <= iters <= 10_000:
-            raise TransferError(f"iterations: {iters} must be in [1, 10000]")
+            raise TransferError(("iterations",), f"{iters} must be in [1, 10000]")
         ids = parse_cells(cells, self.scenario.cells, "cells")
         with self._lock:
             existing = self._agents.get(target)
             if existing is not None and existing.status == "training":
-                raise TransferError(f"target: agent {target!r} is already training")
+                raise TransferError(("target",), f"agent {target!r} is already training")
         ranking = self.rank_sources(target, ids, method)
         chosen = ranking[0]["source"] if source is None else self._get(source, "source").name
         src = self._agents[chosen]
         if strategy in ("instance", "integrated") and not src.transitions:
-            raise TransferError(f"strategy: {strategy!r} needs the source's transitions; agent {chosen!r} has none "
-                                "(use 'model' or 'feature', or register it with transitions)")
+            raise TransferError(("strategy",), f"{strategy!r} needs the source's transitions; agent {chosen!r} has "
+                                               "none (use 'model' or 'feature', or register it with transitions)")
         dist = next((r["distance"] for r in ranking if r["source"] == chosen), None)
         rec = AgentRecord(name=target, cells=ids, checkpoint=None, status="training", source=chosen,
                           strategy=strategy, distance=dist, obs_dim=src.obs_dim)
@@ -309,7 +320,7 @@ class TransferService:
                            "std": self._samples[rec.name].std(axis=0).tolist(), "episodes": self.episodes,
                            "episode_len": self.episode_len, "seed": self.seed, "cells": rec.cells}
             rec.status = "ready"
-        except Exception as err:  # noqa: BLE001 - reported in the registry, the service stays up
+        except Exception as err:  # reported in the registry, the service stays up
             rec.status, rec.error = "failed", f"{type(err).__name__}: {err}"
         with self._lock:
             self._save()
@@ -357,8 +368,6 @@ def get_transfer_actor():
 def stop_transfer_actor() -> None:
     import ray
 
-    try:
+    with contextlib.suppress(ValueError):  # not running
         ray.kill(get_transfer_actor())
-    except ValueError:
-        pass
     _KEEP.clear()

@@ -2,16 +2,19 @@
 
 Every request model forbids unknown keys and non-finite numbers, so a bad field is answered with 422 naming its
 JSON path (``body.cells.0.slices.1.users_history``). Cell ids are strings in the API; the running population's
-cells are the strings of their integer ids.
+cells are the strings of their integer ids. ``KpiRecord`` is generated from the one KPI contract,
+``slicing/data/kpi.py``. (``FieldError`` here is the OpenAPI schema of one 422 entry; the exception of that name is
+``slicing.errors.FieldError``.)
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator
 
 from slicing.config import HISTORY
+from slicing.data.kpi import KPI_VALUES, KpiValue
 
 SNSSAI_PATTERN = r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{6})?$"
 MAX_SLICES_PER_CELL = 16
@@ -122,14 +125,19 @@ class PopulationAllocation(BaseModel):
     slices: list[SliceAllocation]
 
 
-class KpiRecord(_Request):
-    cell_id: IntCellId = Field(description="a cell of the running population (string of its integer id)")
-    snssai: Snssai
-    users: NonNegFinite = Field(description="mean active users in the period")
-    cqi: Cqi = Field(description="mean CQI of the slice's users (0..15)")
-    prb_util: Fraction = Field(description="fraction of the cell's PRBs used by the slice")
-    throughput_mbps: NonNegFinite = Field(description="achieved per-user throughput")
-    delay_ms: NonNegFinite = Field(description="achieved delay")
+def _kpi_value(spec: KpiValue) -> tuple[object, object]:
+    """A numeric KPI field of ``slicing.data.kpi.KPI_VALUES`` as a pydantic field: finite, within its range."""
+    return Annotated[float, Field(ge=spec.lo, le=spec.hi, allow_inf_nan=False)], Field(description=spec.description)
+
+
+# The record contract is slicing/data/kpi.py's (fields in its order, ranges and descriptions from KPI_VALUES), so
+# what the HTTP layer accepts is what the population's parse_records accepts.
+KpiRecord = create_model(
+    "KpiRecord", __base__=_Request,
+    cell_id=(IntCellId, Field(description="a cell of the running population (string of its integer id)")),
+    snssai=(Snssai, ...),
+    **{spec.name: _kpi_value(spec) for spec in KPI_VALUES},
+)
 
 
 class KpiIngest(_Request):

@@ -10,8 +10,8 @@ environment of the replica process counts (set it with the deployment's ``runtim
 | ``SLICING_MAX_CELLS_PER_REQUEST`` | 2000 | more cells in one ``POST /v1/allocate`` -> 413 |
 | ``SLICING_MAX_INFLIGHT_REQUESTS`` | 32 | requests in progress per replica above which new ones get 503 + Retry-After |
 | ``SLICING_RETRY_AFTER_S`` | 1 | the Retry-After value (seconds) of overload responses |
-| ``SLICING_ESTIMATOR_PATH`` | unset | a saved estimator (``slicing train-estimator``); else see ``slicing/serve/service.py`` |
-| ``SLICING_RL_CHECKPOINT`` | unset | a ``slicing train-rl`` checkpoint folder: enables scheme ``rl`` of ``POST /v1/allocate`` |
+| ``SLICING_ESTIMATOR_PATH`` | unset | a saved estimator (``slicing train-estimator``); else ``serve/estimators.py`` |
+| ``SLICING_RL_CHECKPOINT`` | unset | a ``slicing train-rl`` checkpoint: enables scheme ``rl`` (``POST /v1/allocate``) |
 | ``SLICING_TRAIN_EPOCHS`` | 40 | epochs of the small estimator trained when neither a file nor a population has one |
 | ``SLICING_SEED`` | 0 | seed of that training and of IDLA's start points |
 | ``SLICING_POPULATION_TIMEOUT_S`` | 5 | timeout of one call to the population actor (then 503) |
@@ -34,7 +34,7 @@ class ServiceSettings(BaseSettings):
     max_cells_per_request: int = Field(default=2000, ge=1, le=1_000_000, description="413 above this")
     max_inflight_requests: int = Field(default=32, ge=1, le=100_000, description="503 + Retry-After above this")
     retry_after_s: int = Field(default=1, ge=0, le=3600, description="Retry-After of overload responses")
-    estimator_path: Path | None = Field(default=None, description="saved estimator file; see slicing/serve/service.py")
+    estimator_path: Path | None = Field(default=None, description="saved estimator file (see serve/estimators.py)")
     rl_checkpoint: Path | None = Field(default=None, description="RL checkpoint of scheme rl (slicing train-rl)")
     train_epochs: int = Field(default=40, ge=1, le=10_000, description="epochs of the fallback estimator")
     seed: int = Field(default=0, ge=0, description="training and IDLA start-point seed")

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slicing.config import Scenario
 from slicing import rng
-from slicing.sim.radio import link_quality
+from slicing.config import Scenario
 from slicing.rng import Stream
+from slicing.sim.radio import link_quality
 from slicing.sim.topology import build_geometry
 from slicing.sim.traffic import PERIODS_PER_DAY, make_traffic
+from slicing.sim.utility import utility
 
 MAX_DELAY_MS = 10_000.0
 INITIAL_UTIL = 0.5  # neighbour load assumed before the first period
@@ -97,7 +98,7 @@ class KpiReport:
     @property
     def utility(self) -> np.ndarray:
         """[N] sum over active slices of log(1 + r)."""
-        return np.where(self.mask, np.log1p(self.r), 0.0).sum(axis=1)
+        return utility(self.r, self.mask)
 
 
 class Simulator:

@@ -104,16 +104,6 @@ def _progress_callback(on_trial_done: Callable[[int], None] | None) -> list[Any]
     return [TrialsDone(on_trial_done)]
 
 
-def ensure_ray(num_cpus: int = 2) -> bool:
-    """Start a local Ray unless one is running; returns True if this call started it (the caller shuts it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    ray.init(address="local", include_dashboard=False, num_cpus=num_cpus, log_to_driver=False)
-    return True
-
-
 def run_sweep(sweep: Sweep, log: Log = print, on_trial_done: Callable[[int], None] | None = None) -> SweepResult:
     """Build the shared data, run the trials on the running Ray, write ``best_config.yaml``; return the trials."""
     import os
@@ -126,7 +116,7 @@ def run_sweep(sweep: Sweep, log: Log = print, on_trial_done: Callable[[int], Non
     from slicing.sweeps.trainables import build
 
     sc = sweep_scenario(sweep)
-    trainable = build(sweep, sc, log)  # raises TrainableUnavailable for sac until slicing.rl provides it
+    trainable = build(sweep, sc, log)
     trainable = tune.with_resources(trainable, {"cpu": sweep.resources_per_trial.cpu})
     storage = Path(sweep.storage_path).resolve()
     storage.mkdir(parents=True, exist_ok=True)

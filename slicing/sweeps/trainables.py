@@ -9,8 +9,8 @@ store with ``tune.with_parameters``).
   once. Each trial runs ``allocate_idla`` with its sampled ``IdlaConfig`` fields and reports
   ``utility_vs_grid_oracle`` (estimated utility of IDLA over the oracle's, both by the network), ``allocate_s``
   and ``mean_utility``.
-- ``sac``: RLlib SAC through ``slicing.rl.train.build_config`` (see ``sac_trainable``); ``TrainableUnavailable``
-  (exit code 2) if that module is missing or lacks ``TrainSettings`` / ``build_config``.
+- ``sac``: RLlib SAC through ``slicing.rl.train.build_config`` (see ``sac_trainable``) on a region of the
+  sweep's scenario, reporting the mean reward per agent and period after every training iteration.
 """
 
 from __future__ import annotations
@@ -27,10 +27,6 @@ from slicing.config import Scenario
 from slicing.sweeps.spec import Sweep, SweepFileError, apply_params, decode
 
 Log = Callable[[str], None]
-
-
-class TrainableUnavailable(SweepFileError):
-    """The sweep's target has no trainable in this installation (exit code 2, with what is missing)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ class IdlaData:
 
 
 def _samples(sc: Scenario, log: Log):
-    from slicing.data.collect import collect
+    from slicing.optim.rollout import collect
 
     t0 = time.perf_counter()
     samples = collect(sc, sc.steps, sc.evaluation.explore_epsilon, sc.estimator.augment, sc.seed)
@@ -70,12 +66,12 @@ def estimator_data(sweep: Sweep, sc: Scenario, log: Log) -> EstimatorData:
 def idla_data(sweep: Sweep, sc: Scenario, log: Log) -> IdlaData:
     import torch
 
-    from slicing.bench.core import estimated_utility
     from slicing.config import build_scenario
-    from slicing.data.collect import traffic_shares
     from slicing.data.history import History
-    from slicing.models.qos_estimator import train_estimator
+    from slicing.models.qos_training import train_estimator
     from slicing.optim.oracle import dp_oracle, grid_values
+    from slicing.optim.rollout import rollout, traffic_policy
+    from slicing.optim.utility import estimated_utility
     from slicing.sim.simulator import Simulator
 
     s = _samples(sc, log)
@@ -86,10 +82,7 @@ def idla_data(sweep: Sweep, sc: Scenario, log: Log) -> IdlaData:
     pop = build_scenario(data)
     sim = Simulator(pop)
     history = History(len(sim.cell_ids), sim.n_slices)
-    shares = None
-    for _ in range(history.horizon + 1):
-        shares = traffic_shares(sim.demand().offered_mbps, sim.slice_mask())
-        history.push(sim.step(shares))
+    shares = rollout(sim, history, traffic_policy, history.horizon + 1)  # [N, S] the last period's
     z = history.features(sim.throughput_req_mbps, sim.delay_req_ms)  # [N, S, 12]
     mask = np.asarray(sim.slice_mask(), dtype=bool)
     with torch.inference_mode():
@@ -106,7 +99,7 @@ def estimator_trainable(config: dict[str, Any], sweep: Sweep, base: dict[str, An
     from ray import tune
 
     from slicing.config import EstimatorConfig
-    from slicing.models.qos_estimator import train_estimator
+    from slicing.models.qos_training import train_estimator
 
     torch.set_num_threads(sweep.trial.torch_threads)
     cfg = apply_params(sweep, EstimatorConfig.model_validate(base), decode(sweep, config))
@@ -124,9 +117,9 @@ def idla_trainable(config: dict[str, Any], sweep: Sweep, base: dict[str, Any], d
     import torch
     from ray import tune
 
-    from slicing.bench.core import estimated_utility
     from slicing.config import IdlaConfig
     from slicing.optim.idla import allocate_idla
+    from slicing.optim.utility import estimated_utility
 
     torch.set_num_threads(sweep.trial.torch_threads)
     cfg = apply_params(sweep, IdlaConfig.model_validate(base), decode(sweep, config))
@@ -139,30 +132,6 @@ def idla_trainable(config: dict[str, Any], sweep: Sweep, base: dict[str, Any], d
                  "max_share_sum": float(res.shares.sum(axis=1).max())})
 
 
-def _rl_train_module() -> Any:
-    """``slicing.rl.train`` if it offers what the SAC trial uses, else ``TrainableUnavailable`` naming what is
-    missing."""
-    import importlib
-
-    try:
-        rl_train = importlib.import_module("slicing.rl.train")
-    except ImportError as err:
-        raise TrainableUnavailable(
-            "target 'sac': the SAC trainable is not available yet: it needs slicing.rl.train (the RLlib part of the "
-            f"project), which cannot be imported here ({err}). The sweep file itself is valid.") from None
-    missing = [n for n in ("TrainSettings", "build_config") if not hasattr(rl_train, n)]
-    if missing:
-        raise TrainableUnavailable(f"target 'sac': the SAC trainable is not available yet: slicing.rl.train has no "
-                                   f"{', '.join(missing)}. The sweep file itself is valid.")
-    return rl_train
-
-
-def sac_trainable_factory() -> Callable[..., None]:
-    """The SAC trial (``sac_trainable``) once ``slicing.rl.train`` provides ``TrainSettings`` and ``build_config``."""
-    _rl_train_module()
-    return sac_trainable
-
-
 def sac_trainable(config: dict[str, Any], sweep: Sweep, base: dict[str, Any], data: dict[str, Any]) -> None:
     """One SAC trial: RLlib SAC on the sweep's scenario (``slicing.rl.train.build_config``) with the sampled lr
     (actor, critic and alpha), gamma, tau, hidden sizes and batch; reports ``reward`` (mean reward per agent and
@@ -172,16 +141,17 @@ def sac_trainable(config: dict[str, Any], sweep: Sweep, base: dict[str, Any], da
     from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN
 
     from slicing.config import Scenario
+    from slicing.rl.settings import TrainSettings
+    from slicing.rl.train import build_config
     from slicing.sweeps.spec import SacParams
 
-    rl_train = _rl_train_module()
     torch.set_num_threads(sweep.trial.torch_threads)
     p = apply_params(sweep, SacParams.model_validate(base), decode(sweep, config))
     sc = Scenario.model_validate(data["scenario"])
-    settings = rl_train.TrainSettings(algo="sac", hidden=tuple(p.hidden), train_batch=p.train_batch_size,
+    settings = TrainSettings(algo="sac", hidden=tuple(p.hidden), train_batch=p.train_batch_size,
                                       seed=sweep.seed, region=sweep.trial.region, episode_len=sweep.trial.episode_len,
                                       iterations=sweep.trial.iterations)
-    algo_config, mapping = rl_train.build_config(sc, settings)
+    algo_config, mapping = build_config(sc, settings)
     algo_config = algo_config.training(actor_lr=p.lr, critic_lr=p.lr, alpha_lr=p.lr, gamma=p.gamma, tau=p.tau)
     algo = algo_config.build_algo()
     per_agent_period = max(1, len(mapping) * sweep.trial.episode_len)
@@ -203,7 +173,7 @@ def build(sweep: Sweep, sc: Scenario, log: Log) -> Callable[..., None]:
     from ray import tune
 
     if sweep.target == "sac":
-        fn, data, base = sac_trainable_factory(), {"scenario": sc.model_dump(mode="json")}, {}
+        fn, data, base = sac_trainable, {"scenario": sc.model_dump(mode="json")}, {}
         return tune.with_parameters(fn, sweep=sweep, base=base, data=data)
     if sweep.target == "estimator":
         fn, data = estimator_trainable, estimator_data(sweep, sc, log)

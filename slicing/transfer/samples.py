@@ -32,7 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class SampleStats:
     """Summary of one agent's samples. ``mean``/``std`` are per column ``[obs_dim + 1]`` (reward last)."""

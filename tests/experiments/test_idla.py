@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from slicing.config import load_scenario
-from slicing.experiments.metrics import phase_metrics
 from slicing.experiments.idla import evaluate, phase_bounds
+from slicing.experiments.metrics import phase_metrics
 
 
 def test_phase_bounds_follow_the_paper(idla_scenario):
@@ -56,7 +56,8 @@ def test_estimator_learns_the_share_dependence_from_a_short_h0():
     """Regression: with a sigmoid head, MAE training on 300 H0 periods collapsed to f = 1 for every x."""
     from slicing.data.augment import augment
     from slicing.experiments.idla import run_h0
-    from slicing.models.qos_estimator import tabulate, train_estimator
+    from slicing.models.qos_estimator import tabulate
+    from slicing.models.qos_training import train_estimator
 
     sc = load_scenario("scenarios/idla.yaml", ["steps=1500", "estimator.epochs=60"])
     sim, history, _, samples, _ = run_h0(sc, phase_bounds(sc)[0])

@@ -1,4 +1,5 @@
-"""Imitation learning (paper 003): baseline rollouts in RLlib's offline schema, RLlib BC on them, warm start."""
+"""Imitation learning (paper 003; slicing/rl/imitation.py, driver slicing/experiments/imitation.py): baseline rollouts
+in RLlib's offline schema, RLlib BC on them, warm start, the settings and the CLI's flag checks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typer.testing import CliRunner
 from slicing.cli import app
 from slicing.config import load_scenario
 from slicing.data.features import ACTION_LIMIT, action_to_shares
-from slicing.experiments.imitation import COLUMNS, ImitationSettings, record_baseline
+from slicing.rl.imitation import COLUMNS, record_baseline
+from slicing.rl.settings import ImitationSettings
 
 TINY = ImitationSettings(cells=3, days=2, episode_len=16, bc_iterations=40, bc_batch=64, bc_lr=1e-2, iterations=1,
                          early=1, train_batch=48, hidden=(16, 16))
@@ -30,7 +32,7 @@ def recording(scenario, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def bc(ray_session, scenario, recording) -> tuple[dict, list[float]]:
-    from slicing.experiments.imitation import train_bc
+    from slicing.rl.imitation import train_bc
 
     return train_bc(scenario, recording["path"], TINY)
 
@@ -39,7 +41,7 @@ def _bc_module(scenario, state: dict | None):
     """A standalone module of BC's spec, loaded with ``state`` (a fresh seeded init if None)."""
     import torch
 
-    from slicing.experiments.imitation import bc_module_spec
+    from slicing.rl.imitation import bc_module_spec
 
     torch.manual_seed(0)
     module = bc_module_spec(scenario, TINY).build()
@@ -99,7 +101,7 @@ def test_rllib_bc_clones_the_recorded_actions(scenario, recording, bc):
     err_init = np.abs(_mean_action(_bc_module(scenario, None), obs) - act).mean()
     assert err_bc < 0.5 * err_init
     # rolled out on the recorded days, the clone allocates close to the baseline (total-variation gap of shares)
-    from slicing.experiments.imitation import evaluate_clone
+    from slicing.rl.imitation import evaluate_clone
 
     fresh = {k: v.numpy() for k, v in _bc_module(scenario, None).state_dict().items()}
     clone, untrained = evaluate_clone(scenario, TINY, state), evaluate_clone(scenario, TINY, fresh)
@@ -112,11 +114,11 @@ def test_warm_start_copies_bc_policy_into_learner_and_env_runner(scenario, bc, a
     import torch
     from ray.rllib.core.columns import Columns
 
-    from slicing.experiments.imitation import module_state, warm_start
+    from slicing.rl.imitation import module_state, warm_start
     from slicing.rl.train import build_config, iteration_reward, sampled_reward_callback
 
     state, _ = bc
-    s = ImitationSettings(**{**TINY.__dict__, "algo": algo})
+    s = ImitationSettings.model_validate(TINY.model_dump() | {"algo": algo})
     config, _ = build_config(scenario, s.train_settings(TINY.cells))
     algo_obj = config.callbacks(sampled_reward_callback()).build_algo()
     try:
@@ -158,12 +160,24 @@ def test_experiment_cli_tiny_end_to_end(ray_session, tmp_path):
     assert Path(summary["plot"]).stat().st_size > 0 and (tmp_path / "summary.json").is_file()
 
 
+def test_settings_name_an_unknown_key_and_check_early_against_iterations():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="bc_iteratoins") as err:
+        ImitationSettings.model_validate({"bc_iteratoins": 5})
+    assert err.value.errors()[0]["type"] == "extra_forbidden"
+    with pytest.raises(ValidationError, match=r"early: must be <= iterations \(2\)"):
+        ImitationSettings(iterations=2, early=3)
+    assert TINY.train_settings(3).train_batch == 48  # given
+    assert ImitationSettings(cells=3, episode_len=16).train_settings(3).train_batch == 3 * 16  # PPO: one episode
+
+
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--algo", "dqn"], "--algo"),
-    (["--iterations", "2", "--early", "3"], "--early"),
+    (["--algo", "dqn"], "--algo 'dqn': Input should be 'ppo' or 'sac'"),
+    (["--iterations", "2", "--early", "3"], "--early 3: must be <= iterations (2)"),
     (["--days", "0"], "--days"),
 ])
 def test_experiment_cli_rejects_bad_flags(flags, message):
     res = CliRunner().invoke(app, ["experiment", "imitation", *flags])
     assert res.exit_code == 2 and "Traceback" not in res.output
-    assert message in res.output
+    assert message in " ".join(res.output.replace("│", " ").split()), res.output

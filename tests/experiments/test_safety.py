@@ -1,5 +1,6 @@
-"""Safe DRL (slicing/experiments/safety.py): multiplier rule, switching, violation predictor, the env, and a tiny end-to-end run
-of the experiment (two online learning runs of real RLlib PPO, without / with switching) plus the CLI's flag checks."""
+"""Safe DRL (slicing/rl/safety.py, slicing/models/violation.py, driver slicing/experiments/safety.py): multiplier rule,
+switching, violation predictor, the env, the settings, and a tiny end-to-end run of the experiment (two online
+learning runs of real RLlib PPO, without / with switching) plus the CLI's flag checks."""
 
 from __future__ import annotations
 
@@ -8,23 +9,23 @@ from itertools import product
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from slicing.cli import app
 from slicing.config import load_scenario
-from slicing.experiments.safety import (
-    DEFAULT_OVERRIDES,
+from slicing.errors import FieldError
+from slicing.experiments.safety import DEFAULT_OVERRIDES, run_safety_experiment
+from slicing.models.violation import auc_score, train_predictor
+from slicing.rl.safety import (
     SafeCellSlicingEnv,
-    SafetySettings,
     apply_switching,
-    auc_score,
     online_summary,
     run_days,
-    run_safety_experiment,
-    train_predictor,
     update_multiplier,
     violation_cost,
 )
+from slicing.rl.settings import SafeEnvConfig, SafetySettings
 
 
 def test_multiplier_rises_above_target_falls_below_and_stays_in_range():
@@ -172,15 +173,38 @@ def test_experiment_headline_is_the_online_learning_phase_of_both_runs(tiny_run)
     assert (out / "checkpoint_with_switching").is_dir() and (out / "checkpoint_without_switching").is_dir()
 
 
-def test_settings_reject_a_warmup_as_long_as_the_run():
-    with pytest.raises(ValueError, match="warmup=4"):
-        SafetySettings(iterations=4, warmup=4).validate()
+def test_settings_reject_a_warmup_as_long_as_the_run_and_unknown_keys():
+    with pytest.raises(ValidationError) as err:
+        SafetySettings(iterations=4, warmup=4)
+    cause = err.value.errors()[0]["ctx"]["error"]
+    assert isinstance(cause, FieldError) and cause.path == ("warmup",) and "< iterations (4)" in cause.message
+    with pytest.raises(ValidationError, match="warmpu") as err:
+        SafetySettings.model_validate({"warmpu": 3})
+    assert err.value.errors()[0]["type"] == "extra_forbidden"
+    with pytest.raises(ValidationError):  # frozen: derived values are computed, never written back
+        SafetySettings().cells = 3  # type: ignore[misc]
+    sc = load_scenario("scenarios/idla.yaml", ["steps=500"])  # 6 days
+    assert SafetySettings(cells=999).region(sc) == sc.cells
+    with pytest.raises(ValidationError, match="must leave training days"):
+        SafetySettings.model_validate({"eval_days": 6}, context={"scenario": sc})
+    SafetySettings.model_validate({"eval_days": 5}, context={"scenario": sc})
 
 
-@pytest.mark.parametrize("args, flag", [(["--threshold", "1.5"], "--threshold"), (["--eval-days", "9999"], "--eval-days"),
-                                        (["--cells", "0"], "--cells"), (["--warmup", "9", "--iterations", "9"],
-                                                                        "--warmup")])
-def test_cli_rejects_bad_flags(args, flag):
+def test_safe_env_config_names_an_unknown_key():
+    sc = load_scenario("scenarios/idla.yaml", ["steps=500"])
+    with pytest.raises(ValidationError, match="safety_recrod"):
+        SafeCellSlicingEnv({"scenario": sc, "region": 3, "safety_recrod": True})
+    env = SafeCellSlicingEnv(SafeEnvConfig(scenario=sc, region=3, start_days=(1,), lagrange_lambda=0.5))
+    assert env.start_days.tolist() == [1] and env.lagrange_lambda == 0.5
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--threshold", "1.5"], "--threshold"),
+    (["--eval-days", "9999"], "--eval-days 9999: must leave training days"),
+    (["--cells", "0"], "--cells"),
+    (["--warmup", "9", "--iterations", "9"], "--warmup 9: must be < iterations (9)"),
+])
+def test_cli_rejects_bad_flags(args, needle):
     res = CliRunner().invoke(app, ["experiment", "safety", *args])
     assert res.exit_code == 2
-    assert flag in res.output
+    assert needle in " ".join(res.output.replace("│", " ").split()), res.output

@@ -1,4 +1,4 @@
-"""QoS estimator: forward, fast tabulation, training (fast loop == torch reference), persistence and its errors."""
+"""QoS estimator: forward, fast tabulation, its file (round trip, content hash, errors) and object-store payload."""
 
 from __future__ import annotations
 
@@ -7,45 +7,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.synthetic import synth_z
 
 import slicing.models.qos_estimator as qe
-from slicing.config import EstimatorConfig
 from slicing.models.qos_estimator import (
     IN_DIM,
     EstimatorFileError,
     QosEstimator,
-    build_estimator,
+    estimator_from_payload,
+    estimator_payload,
     load_estimator,
+    model_version,
     save_estimator,
     tabulate,
-    train_estimator,
     weights_version,
 )
-
-
-def synth_dataset(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """r = clip(x * 10 / (users_mean * req), 0, 1): learnable, monotone in x."""
-    rng = np.random.default_rng(seed)
-    z = synth_z(rng, (n,))
-    x = rng.uniform(0.0, 1.0, n).astype(np.float32)
-    r = np.clip(x * 10.0 / (z[:, :5].mean(axis=1) * z[:, 10]), 0.0, 1.0)
-    return np.concatenate([x[:, None], z], axis=1).astype(np.float32), r.astype(np.float32)
-
-
-def random_model(seed: int = 0, hidden: tuple[int, ...] = (36, 24, 16, 16)) -> QosEstimator:
-    model = build_estimator(hidden, seed)
-    g = torch.Generator().manual_seed(seed + 100)
-    mean = torch.rand(IN_DIM, generator=g) * 5.0
-    std = torch.rand(IN_DIM, generator=g) * 3.0 + 0.5
-    model.set_normalisation(mean, std)  # deliberately also moves x's mean/std: tabulate must honour them
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def trained() -> tuple[QosEstimator, qe.TrainReport]:
-    x, y = synth_dataset(20_000, seed=1)
-    return train_estimator(x, y, EstimatorConfig(epochs=15), seed=3)
+from tests.models.helpers import random_model, synth_dataset
+from tests.synthetic import synth_z
 
 
 def test_forward_shape_and_range() -> None:
@@ -79,63 +56,8 @@ def test_tabulate_rejects_wrong_feature_count() -> None:
         tabulate(random_model(), np.zeros((2, 2, 11), np.float32), np.linspace(0, 1, 5))
 
 
-def test_training_learns_synthetic_target(trained: tuple[QosEstimator, qe.TrainReport]) -> None:
-    model, report = trained
-    assert report.mae_test < 0.05 and report.mae_train < 0.05
-    assert report.samples == 20_000 and report.epochs == 15 and report.seconds > 0
-    # x is not normalised; z columns are standardised on the training part
-    assert model.feat_mean[0] == 0 and model.feat_std[0] == 1
-    assert torch.all(model.feat_std[1:] > 0)
-    # the fitted f is increasing in x on average (the target is monotone)
-    z = synth_z(np.random.default_rng(9), (50, 4))
-    table = tabulate(model, z, np.linspace(0, 1, 21))
-    assert np.all(table[..., -1] >= table[..., 0])
-
-
-def test_training_is_deterministic_and_seeded() -> None:
-    x, y = synth_dataset(2_000, seed=4)
-    cfg = EstimatorConfig(epochs=2, batch_size=64)
-    seen: list[tuple[int, float]] = []
-    a, ra = train_estimator(x, y, cfg, seed=7, progress=lambda e, loss: seen.append((e, loss)))
-    b, rb = train_estimator(x, y, cfg, seed=7)
-    c, _ = train_estimator(x, y, cfg, seed=8)
-    assert weights_version(a) == weights_version(b) != weights_version(c)
-    assert ra.mae_test == rb.mae_test
-    assert [e for e, _ in seen] == [1, 2] and all(0 <= loss <= 1 for _, loss in seen)
-
-
-def test_fast_training_step_equals_torch_adam_l1() -> None:
-    """The hand-written backward + Adam is the same update as L1Loss + autograd + torch.optim.Adam."""
-    x, y = synth_dataset(640, seed=5)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    mean, std = qe._fit_normalisation(xt)
-    ref, fast = build_estimator((36, 24, 16, 16), 2), build_estimator((36, 24, 16, 16), 2)
-    for m in (ref, fast):
-        m.set_normalisation(mean, std)
-    opt = torch.optim.Adam(ref.parameters(), lr=2e-3)
-    trainer = qe._FlatAdamL1(fast, lr=2e-3)
-    xn = (xt - mean) / std
-    for lo in range(0, 640, 64):
-        loss = torch.nn.L1Loss()(ref.raw(xt[lo : lo + 64]), yt[lo : lo + 64])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            trainer.step(xn[lo : lo + 64], yt[lo : lo + 64])
-    trainer.write_back(fast)
-    for p_ref, p_fast in zip(ref.parameters(), fast.parameters(), strict=True):
-        torch.testing.assert_close(p_fast, p_ref, atol=1e-6, rtol=1e-5)
-
-
-def test_train_rejects_bad_shapes() -> None:
-    with pytest.raises(ValueError, match="13"):
-        train_estimator(np.zeros((10, 12), np.float32), np.zeros(10, np.float32), EstimatorConfig(epochs=1), 0)
-    with pytest.raises(ValueError, match="targets"):
-        train_estimator(np.zeros((10, 13), np.float32), np.zeros(9, np.float32), EstimatorConfig(epochs=1), 0)
-
-
-def test_save_load_roundtrip(trained: tuple[QosEstimator, qe.TrainReport], tmp_path: Path) -> None:
-    model, _ = trained
+def test_save_load_roundtrip(tmp_path: Path) -> None:
+    model = random_model(seed=3)
     path = tmp_path / "est.pt"
     version = save_estimator(model, path)
     assert len(version) == 12 and int(version, 16) >= 0 and model.version == version
@@ -211,3 +133,32 @@ def test_load_errors(tmp_path: Path) -> None:
         load_estimator(path)
 
     assert issubclass(EstimatorFileError, ValueError)
+
+
+def test_payload_roundtrip_is_plain_data() -> None:
+    model = random_model(seed=2)
+    payload = estimator_payload(model)
+    assert payload["format"] == qe.PAYLOAD_FORMAT and payload["version"] == weights_version(model)
+    assert all(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in payload["state"].values())
+    for v in payload["state"].values():
+        v.setflags(write=False)  # object-store arrays are read-only views
+    back = estimator_from_payload(payload)
+    assert back.version == model_version(model) and back.hidden == model.hidden and not back.training
+    feats = torch.from_numpy(synth_dataset(300, seed=8)[0])
+    with torch.no_grad():
+        assert torch.equal(back(feats), model(feats))
+
+
+def test_payload_errors_name_the_field() -> None:
+    payload = estimator_payload(random_model(seed=2))
+    with pytest.raises(ValueError, match="estimator payload: expected a dict"):
+        estimator_from_payload([payload])
+    with pytest.raises(ValueError, match="estimator payload.format"):
+        estimator_from_payload({**payload, "format": "other/1"})
+    with pytest.raises(ValueError, match="estimator payload.state: missing"):
+        estimator_from_payload({k: v for k, v in payload.items() if k != "state"})
+    with pytest.raises(ValueError, match=r"estimator payload.state: does not match hidden sizes \[8\]"):
+        estimator_from_payload({**payload, "hidden": [8]})
+    state = {**payload["state"], "out.bias": payload["state"]["out.bias"] + 1.0}
+    with pytest.raises(ValueError, match="estimator payload.version: .* does not match its weights"):
+        estimator_from_payload({**payload, "state": state})

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from slicing.config import load_scenario
-from slicing.rl.env import CellSlicingEnv
 from slicing.data.features import action_to_shares, neighbour_load, obs_dim
+from slicing.rl.env import CellSlicingEnv
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,8 @@ def test_shares_feasible():
     assert np.isfinite(x).all() and (x >= 0).all() and (x.sum(axis=1) <= 1 + 1e-12).all()
     assert (x[~mask] == 0).all() and x[0].sum() == 0
     np.testing.assert_allclose(x[mask.any(axis=1)].sum(axis=1), 1.0)
-    assert action_to_shares(np.zeros(4), np.array([1, 1, 0, 1], bool)).tolist() == pytest.approx([1 / 3, 1 / 3, 0, 1 / 3])
+    equal = action_to_shares(np.zeros(4), np.array([1, 1, 0, 1], bool))
+    assert equal.tolist() == pytest.approx([1 / 3, 1 / 3, 0, 1 / 3])
 
 
 def test_env_shares_feasible_and_reward_kinds(scenario):
@@ -151,3 +152,21 @@ def test_timeline_mode_continues_the_run_and_records_every_period(scenario):
     # the recorded shares are the agents' masked softmax
     plain = _env(scenario, episode_len=5)
     assert not plain.timeline and plain.records == []
+
+
+def test_env_config_is_strict_and_round_trips_as_rllib_passes_it(scenario):
+    from pydantic import ValidationError
+
+    from slicing.rl.env import EnvConfig
+
+    with pytest.raises(ValidationError, match="episode_length") as err:
+        CellSlicingEnv({"scenario": scenario, "region": 6, "episode_length": 8})  # typo of episode_len
+    assert err.value.errors()[0]["type"] == "extra_forbidden"
+    with pytest.raises(ValidationError, match="episode_len"):
+        _env(scenario, episode_len=0)
+    cfg = EnvConfig(scenario=scenario, cell_ids=np.array([4, 2, 3]), seed=np.int64(1), episode_len=8)
+    as_dict = cfg.model_dump(mode="json")  # what RLlib hands the env
+    assert as_dict["cell_ids"] == [4, 2, 3] and isinstance(as_dict["scenario"], dict)
+    a, b = CellSlicingEnv(cfg), CellSlicingEnv(as_dict)
+    assert b.env_config == cfg and a.region.tolist() == b.region.tolist() == [2, 3, 4]
+    assert all(np.array_equal(x, y) for x, y in zip(_rollout(a, 5), _rollout(b, 5), strict=True))

@@ -87,6 +87,49 @@ def test_population_runs_rl_scheme(ppo_checkpoint):
     assert pop.allocation(4)["scheme"] == "rl" and pop.allocation(4)["model_version"] != "none"
 
 
+def test_train_settings_are_strict_and_checked_against_the_scenario():
+    from pydantic import ValidationError
+
+    from slicing.rl.train import TrainSettings, build_config
+
+    with pytest.raises(ValidationError, match="episodes_len") as err:
+        TrainSettings.model_validate({"episodes_len": 16})
+    assert err.value.errors()[0]["type"] == "extra_forbidden"
+    with pytest.raises(ValidationError, match="algo"):
+        TrainSettings(algo="dqn")
+    sc = load_scenario("scenarios/idla.yaml")
+    with pytest.raises(ValidationError, match=r"groups: at most one group per cell \(6 cells"):
+        TrainSettings.model_validate({"groups": 7, "region": 6}, context={"scenario": sc})
+    # a typo in the extra env config keys fails when the config is built, naming the key (no Ray needed)
+    with pytest.raises(ValidationError, match="timline"):
+        build_config(sc, TrainSettings(region=6, env_config={"timline": True}))
+    config, _ = build_config(sc, TrainSettings(region=6, episode_len=16, env_config={"timeline": True}))
+    assert config.env_config["timeline"] is True and config.env_config["cell_ids"] == list(range(6))
+    assert set(config.env_config) == {"scenario", "cell_ids", "seed", "reward", "episode_len", "timeline"}
+
+
+def test_train_needs_a_running_ray(monkeypatch, tmp_path):
+    import ray
+
+    from slicing.rl.train import TrainSettings, train
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with pytest.raises(RuntimeError, match="ensure_ray"):
+        train(load_scenario("scenarios/idla.yaml"), TrainSettings(region=3, iterations=0), tmp_path)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--algo", "dqn"], "--algo 'dqn': Input should be 'ppo' or 'sac'"),
+    (["--reward", "max"], "--reward 'max': Input should be 'min' or 'sum_log'"),
+    (["--groups", "7"], "--groups 7: at most one group per cell (6 cells in the region)"),
+    (["--iterations", "0"], "--iterations"),
+])
+def test_cli_rejects_bad_values_naming_the_flag(args, needle):
+    res = CliRunner().invoke(app, ["train-rl", *TINY, *args])
+    assert res.exit_code == 2, res.output
+    assert needle in " ".join(res.output.replace("│", " ").split()), res.output
+
+
 def test_bench_rl_small(ray_session):
     from slicing.bench.rl import bench_rl
 
@@ -104,23 +147,23 @@ def _rl_service(ckpt: Path | None):
     from slicing.serve.settings import ServiceSettings
 
     svc = SlicingService(ServiceSettings(rl_checkpoint=ckpt), population_lookup=lambda: None)
-    svc._load_rl()
-    svc._set_model(build_estimator((16, 8), seed=1), "test")
+    svc.estimators.load_rl()
+    svc.estimators.set_model(build_estimator((16, 8), seed=1), "test")
     return svc
 
 
 def test_service_rl_scheme_is_the_policy_on_request_observations(ppo_checkpoint):
+    from slicing.bench.serve import random_cells
     from slicing.data.features import build_observations
     from slicing.rl.inference import RlPolicy
     from slicing.serve.models import AllocateRequest
-    from slicing.serve.runner import random_cells
 
     _, ckpt = ppo_checkpoint
     svc = _rl_service(ckpt)
     policy = RlPolicy.from_checkpoint(ckpt)
     cells = random_cells(40, np.random.default_rng(4), (1, 4), last_period=True)
     out = svc.allocate(AllocateRequest.model_validate({"scheme": "rl", "cells": cells}))
-    assert out["model_version"] == policy.version != svc.model_version
+    assert out["model_version"] == policy.version != svc.estimators.model_version
     # the same observation built by hand, slot j = the request's j-th slice
     n = len(cells)
     mask = np.zeros((n, 4), dtype=bool)
@@ -143,9 +186,9 @@ def test_service_rl_scheme_is_the_policy_on_request_observations(ppo_checkpoint)
 
 
 def test_service_rl_scheme_errors_name_the_field(ppo_checkpoint):
+    from slicing.bench.serve import random_cells
+    from slicing.serve.errors import ServiceError
     from slicing.serve.models import AllocateRequest
-    from slicing.serve.runner import random_cells
-    from slicing.serve.service import ServiceError
 
     _, ckpt = ppo_checkpoint
     svc = _rl_service(ckpt)

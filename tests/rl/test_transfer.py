@@ -7,6 +7,7 @@ import pytest
 
 from slicing.config import ScenarioError, load_scenario
 from slicing.optim.baselines import traffic_proportional
+from slicing.rl.settings import STRATEGIES
 from slicing.sim.simulator import Simulator, cell_classes_of
 
 BASE = ["topology.sites=5", "steps=200", "seed=3"]
@@ -192,3 +193,28 @@ def test_mismatched_observation_spaces_and_bad_input(source, tmp_path):
         transfer_train(sc, [3], "model", None, 1, 0, tmp_path)
     with pytest.raises(ValueError, match=r"'instance' needs the source's transitions"):
         transfer_train(sc, [3], "instance", src | {"transitions": None}, 1, 0, tmp_path)
+
+
+# What each registered strategy carries over from the source: (source weights loaded, source transitions in the
+# buffer). A strategy added to the registry without a row here fails the contract test below.
+CARRIES = {"model": (True, False), "instance": (False, True), "integrated": (True, True), "feature": (True, False)}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_registered_strategy_transfers_what_it_says(strategy, source, tmp_path):
+    from slicing.rl.transfer import load_source_state, module_state, transfer_train
+
+    sc, src = source
+    weights, instances = CARRIES[strategy]
+    want = load_source_state(src["checkpoint"])
+    seen = {}
+
+    def check(algo, info):
+        seen["weights"] = np.array_equal(_pi_weight(module_state(algo)), _pi_weight(want))
+        seen["buffer"] = algo.local_replay_buffer.get_num_agent_timesteps()
+
+    res = transfer_train(sc, [12, 13, 14], strategy, src, iterations=1, seed=1, out=tmp_path, on_built=check, **TINY)
+    assert res["strategy"] == strategy and len(res["rewards"]) == 1 and 0.0 <= res["rewards"][0] <= 1.0
+    assert seen["weights"] is weights
+    assert (seen["buffer"] == src["transition_count"]) is instances and (seen["buffer"] == 0) is not instances
+    assert set(load_source_state(res["checkpoint"])) == set(want)  # a checkpoint of the same module

@@ -35,8 +35,8 @@ def small_scenario(sites: int = 12, seed: int = 3) -> Scenario:
 
 def tiny_estimator(scenario: Scenario, seed: int = 3, epochs: int = 5) -> QosEstimator:
     """A small estimator trained in about a second (deterministic given the seed)."""
-    from slicing.data.collect import collect
-    from slicing.models.qos_estimator import train_estimator
+    from slicing.models.qos_training import train_estimator
+    from slicing.optim.rollout import collect
 
     cfg = scenario.estimator.model_copy(update={"epochs": epochs, "hidden": (16, 16)})
     samples = collect(scenario, 60, 0.5, True, seed)

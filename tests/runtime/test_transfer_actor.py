@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from slicing.cli import app
 from slicing.config import load_scenario
+from slicing.rl.transfer import pretrain_source
 from slicing.runtime.transfer_actor import (
     get_transfer_actor,
     start_transfer_actor,
     stop_transfer_actor,
 )
-from slicing.rl.transfer import pretrain_source
 
 EPISODE = 8
 
@@ -44,6 +44,16 @@ def test_actor_is_named_and_transfers_from_the_nearest(actor):
     assert 0 <= rec["early_reward"] <= 1 and (actor["root"] / "registry" / "agents" / "T").is_dir()
     names = [a["name"] for a in ray.get(actor["handle"].agents.remote())]
     assert names == ["A", "B", "T"]
+
+
+def test_bad_input_crosses_ray_as_a_transfer_error_with_its_path(actor):
+    from slicing.runtime.ray_util import unwrap
+    from slicing.runtime.transfer_actor import TransferError
+
+    with pytest.raises(ray.exceptions.RayTaskError) as err:
+        ray.get(actor["handle"].transfer.remote("W", [0, 10**6], None, "model", 1, "mean", True))
+    cause = unwrap(err.value, TransferError)
+    assert type(cause) is TransferError and cause.path == ("cells",) and cause.message.startswith("ids [1000000]")
 
 
 def test_background_transfer_reports_training_then_ready(actor):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
 
-from slicing.config import load_scenario
 from slicing import rng
+from slicing.config import load_scenario
 from slicing.sim.radio import cqi_of, link_quality
 from slicing.sim.simulator import Simulator
 from slicing.sim.topology import build_geometry
@@ -36,7 +37,8 @@ def test_rng_is_a_pure_function_of_coordinates():
 
 def test_cqi_table_monotone():
     sinr = np.linspace(-15, 35, 200)
-    assert np.all(np.diff(cqi_of(sinr)) >= 0) and cqi_of(np.array([-20.0]))[0] == 0 and cqi_of(np.array([40.0]))[0] == 15
+    assert np.all(np.diff(cqi_of(sinr)) >= 0)
+    assert cqi_of(np.array([-20.0]))[0] == 0 and cqi_of(np.array([40.0]))[0] == 15
     cqi, se = link_quality(sinr[:, None])
     assert np.all(np.diff(cqi[:, 0]) >= 0) and np.all(np.diff(se[:, 0]) >= 0)
 
@@ -53,7 +55,7 @@ def test_topology_subset_rows_equal_full_rows(small_scenario):
 def test_same_seed_same_run_and_other_seed_differs(small_scenario):
     a = _run(Simulator(small_scenario), 20)
     b = _run(Simulator(small_scenario), 20)
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=True):
         for f in dataclasses.fields(ra):
             assert np.array_equal(getattr(ra, f.name), getattr(rb, f.name)), f.name
     c = _run(Simulator(small_scenario.model_copy(update={"seed": 99})), 20)
@@ -87,7 +89,7 @@ def test_more_neighbour_load_never_helps(small_scenario):
     for load in [0.0, 0.3, 0.7, 1.0]:
         sim.load_state_dict(state)
         results.append(sim.step(x, halo_util=np.full(len(sim.halo_ids), load)))
-    for lo, hi in zip(results, results[1:]):
+    for lo, hi in itertools.pairwise(results):
         assert np.all(hi.r <= lo.r + 1e-12) and np.all(hi.cqi <= lo.cqi + 1e-12)
     assert (results[-1].cqi < results[0].cqi).any()  # the coupling is real, not a no-op
 

@@ -113,13 +113,20 @@ def test_tune_estimator_cli(ray_session, tmp_path):
     assert out["best_config"]["hidden"] in [[36, 24, 16, 16], [64, 32], [32, 32, 32], [128, 64, 32]]
 
 
-def test_sac_without_rl_exits_2(monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "slicing.rl.train", None)  # import fails as if the module were absent
-    res = runner.invoke(app, ["tune", "tune_configs/sac.yaml", "--num-samples", "2"])
-    assert res.exit_code == 2
-    assert "SAC trainable is not available yet" in _flat(res.output)
+def test_tune_sac_cli(ray_session, tmp_path):
+    """The SAC sweep end to end: two RLlib SAC trials on a 3-cell region, each reporting its reward per iteration."""
+    data = yaml.safe_load(Path("tune_configs/sac.yaml").read_text())
+    data["scenario"] = str(Path("scenarios/idla.yaml").resolve())
+    data["trial"] = {"iterations": 2, "region": 3, "episode_len": 8}
+    data["scheduler"] = None
+    res = runner.invoke(app, ["tune", str(_write(tmp_path, data)), "--num-samples", "2", "--storage-path",
+                              str(tmp_path / "tune"), "--json", *TINY])
+    assert res.exit_code == 0, res.output
+    out = _last_json(res.stdout)
+    assert out["trials"] == 2 and set(out["best_config"]) == {"lr", "gamma", "tau", "hidden"}
+    assert math.isfinite(out["best_metric"]) and 0.0 <= out["best_metric"] <= 1.0  # min over slices of r, per step
+    assert 1e-4 <= out["best_config"]["lr"] <= 1e-3 and out["best_config"]["hidden"] in [[64, 64], [128, 128],
+                                                                                           [256, 256]]
 
 
 def test_optuna_is_optional(tmp_path):
@@ -141,7 +148,7 @@ def test_held_out_reports_do_not_change_training():
     import numpy as np
 
     from slicing.config import EstimatorConfig
-    from slicing.models.qos_estimator import train_estimator
+    from slicing.models.qos_training import train_estimator
 
     rng = np.random.default_rng(0)
     x = rng.random((400, 13)).astype(np.float32)

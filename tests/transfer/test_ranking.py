@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from slicing.data.features import obs_dim, shares_to_action
 from slicing.models.vae import Vae, VaeConfig, VaeFileError, load_vae, save_vae, train_vae, weights_version
 from slicing.rl.env import CellSlicingEnv
-from slicing.data.features import obs_dim, shares_to_action
+from slicing.rl.transfer_samples import collect_default_samples, collect_for_agents
 from slicing.transfer.ranking import (
     distance,
     fit_general_vae,
@@ -19,7 +20,6 @@ from slicing.transfer.ranking import (
     rank_sources,
     summarise,
 )
-from slicing.rl.transfer_samples import collect_default_samples, collect_for_agents
 
 SMALL = VaeConfig(hidden=(32, 16), latent_dim=4, epochs=30, batch_size=128)
 
@@ -168,7 +168,8 @@ def test_kl_method_equals_closed_form_by_hand():
     s = summarise(np.array([[0.0], [2.0]]), np.log(np.array([[1.0], [1.0]])))
     assert s.mean == pytest.approx([1.0]) and s.var == pytest.approx([2.0]) and s.posterior_var == pytest.approx([1.0])
     vae = _identity_vae(np.log(0.5))
-    agents = {"t": np.array([[1.0], [3.0]]), "s1": np.array([[0.0], [2.0]]), "s2": np.array([[2.0], [2.0], [6.0], [6.0]])}
+    agents = {"t": np.array([[1.0], [3.0]]), "s1": np.array([[0.0], [2.0]]),
+              "s2": np.array([[2.0], [2.0], [6.0], [6.0]])}
     # target N(2, 1 + 0.5); s1 N(1, 1.5); s2 N(4, 4 + 0.5)
     kl = dict(rank_sources(agents, "t", vae, "kl"))
     assert kl["s1"] == pytest.approx(0.5 * (1.0 / 1.5))

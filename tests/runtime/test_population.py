@@ -1,0 +1,140 @@
+"""Population: partition, arguments, equivalence with the unsplit run, weights shipping, ingest, reads, and the
+named population actor."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from slicing.models.qos_estimator import model_version
+from slicing.runtime.population import Population, partition
+from slicing.runtime.shard import UnknownCell
+from tests.runtime.helpers import PERIODS, record, run_and_compare
+from tests.runtime.multinode import reference_run
+
+
+def test_partition_cuts_at_site_boundaries(scenario):
+    bounds = partition(scenario, 5)
+    assert bounds[0][0] == 0 and bounds[-1][1] == scenario.cells
+    assert all(lo % 3 == 0 and hi % 3 == 0 and lo < hi for lo, hi in bounds)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    for bad in (0, 13, 2.5):
+        with pytest.raises(ValueError, match="shards"):
+            partition(scenario, bad)
+
+
+def test_bad_population_arguments(scenario):
+    with pytest.raises(ValueError, match="scheme"):
+        Population(scenario, 1, "oracle", in_process=True)
+    with pytest.raises(ValueError, match="model"):
+        Population(scenario, 1, "idla", in_process=True)
+
+
+def test_in_process_shards_match_unsplit(scenario, model, reference):
+    run_and_compare(Population(scenario, 3, "idla", model, in_process=True), reference, label="in-process K=3")
+
+
+@pytest.mark.parametrize("shards, scheme", [(1, "idla"), (2, "idla"), (3, "idla"), (3, "traffic")])
+def test_ray_shards_match_in_process(ray_session, tmp_path, scenario, model, reference, shards, scheme):
+    ref = reference if scheme == "idla" else reference_run(scenario, None, PERIODS, "traffic")
+    with Population(scenario, shards, scheme, model if scheme == "idla" else None, str(tmp_path)) as pop:
+        run_and_compare(pop, ref, label=f"Ray K={shards} {scheme}")
+        assert {i["period"] for i in pop.shard_info()} == {PERIODS}
+
+
+def test_weights_shipped_once_per_version(ray_session, scenario, model, other_model):
+    with Population(scenario, 2, "idla", model) as pop:
+        for _ in range(6):
+            pop.run_period()
+        assert pop.estimator_puts == 1
+        assert [i["reloads"] for i in pop.shard_info()] == [1, 1]
+        assert pop.set_estimator(model) is False  # same version: nothing shipped
+        assert pop.set_estimator(other_model) is True
+        for _ in range(2):
+            r = pop.run_period()
+            assert not r["warmup"] and r["fallback_cells"] == 0
+        assert pop.estimator_puts == 2
+        assert [i["reloads"] for i in pop.shard_info()] == [2, 2]
+        assert pop.allocation(20)["model_version"] == model_version(other_model) == pop.model_version()
+
+
+def test_ingest_replaces_newest_history_entry(scenario):
+    pop = Population(scenario, 2, "traffic", in_process=True)
+    for _ in range(3):
+        pop.run_period()
+    recs = [record(1, users=42.0, cqi=11.0), record(30, "02-000004", users=7.0), record("35", cqi=2.5)]
+    assert pop.ingest(recs) == 3
+    s0, s1 = pop.shards
+    assert s0.history.users()[1, 0, -1] == 42.0 and s0.history.cqi()[1, 0, -1] == 11.0
+    assert s1.history.users()[30 - s1.lo, 3, -1] == 7.0 and s1.history.cqi()[35 - s1.lo, 0, -1] == 2.5
+    before = s0.history.state_dict()
+    bad = [
+        ([record(1), record(99)], r"records\.1\.cell_id: unknown cell 99"),
+        ([record(1), record(30, "01-00000f")], r"records\.1\.snssai: unknown S-NSSAI"),
+        ([record(1), record(30, "01-000003")], r"records\.1\.snssai: slice 01-000003 is not active"),
+        ([record(1, cqi=17)], r"records\.0\.cqi"),
+        ([record(1, users=float("nan"))], r"records\.0\.users"),
+        ([{k: v for k, v in record(1).items() if k != "delay_ms"}], r"records\.0\.delay_ms: missing"),
+        ([record(1) | {"extra": 1}], r"records\.0\.extra: unknown field"),
+        ([record(1), record(1)], r"reported more than once"),
+    ]
+    for records, match in bad:
+        with pytest.raises(ValueError, match=match):
+            pop.ingest(records)
+    after = s0.history.state_dict()  # all-or-nothing: shard 0's valid records were not applied
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_allocation_routing_and_cell_pages(scenario):
+    pop = Population(scenario, 3, "equal", in_process=True)
+    pop.run_period()
+    alloc = pop.allocations_array()
+    for cid in (0, 11, 12, 23, 35):
+        a = pop.allocation(cid)
+        assert a["cell_id"] == cid and a["period"] == 1 and a["scheme"] == "equal"
+        assert [s["snssai"] for s in a["slices"]] == ["01-000001", "01-000002", "02-000004"]
+        assert [s["share"] for s in a["slices"]] == pytest.approx(alloc[cid][[0, 1, 3]].tolist(), abs=0)
+    assert pop.allocation("7")["cell_id"] == 7
+    for bad in (-1, 36, "abc", 3.0, True):
+        with pytest.raises(UnknownCell, match="cell_id"):
+            pop.allocation(bad)
+    assert issubclass(UnknownCell, KeyError)
+    assert pop.cell_ids(limit=5, offset=33) == [33, 34, 35] and pop.n_cells() == 36
+    with pytest.raises(ValueError, match="limit"):
+        pop.cell_ids(limit=-1)
+
+
+def test_population_actor_serves_and_advances(ray_session, tmp_path, scenario, model):
+    import ray
+
+    from slicing.models.qos_estimator import estimator_from_payload
+    from slicing.runtime.population_actor import get_population_actor, start_population_actor, stop_population_actor
+
+    start_population_actor(scenario, 2, "idla", model, str(tmp_path))
+    actor = get_population_actor()
+    try:
+        assert ray.get(actor.ready.remote()) and ray.get(actor.n_cells.remote()) == 36
+        assert ray.get(actor.cell_ids.remote(3, 0)) == [0, 1, 2]
+        version = ray.get(actor.model_version.remote())
+        assert version == model_version(model)
+        assert estimator_from_payload(ray.get(actor.estimator_payload.remote())).version == version
+        assert ray.get(actor.ingest.remote([record(4)])) == 1
+        with pytest.raises(UnknownCell):
+            ray.get(actor.allocation.remote(99))
+        assert ray.get(actor.run_periods_every.remote(0.2))
+        deadline = time.monotonic() + 60
+        while ray.get(actor.period.remote()) < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ray.get(actor.stop.remote())
+        period = ray.get(actor.period.remote())
+        assert period >= 6 and ray.get(actor.last_error.remote()) is None
+        a = ray.get(actor.allocation.remote("5"))
+        assert a["period"] == period and a["model_version"] == version
+        assert len(a["slices"]) == (4 if period >= 7 else 3)  # slice 3 joins at period 7
+    finally:
+        assert stop_population_actor()
+    with pytest.raises(LookupError):
+        get_population_actor()
