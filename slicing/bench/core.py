@@ -26,7 +26,6 @@ from slicing.optim.utility import estimated_utility
 from slicing.sim.simulator import Simulator
 
 Log = Callable[[str], None]
-bench_estimator = bootstrap_estimator  # the old name, until its importers (serve, tests) use the new one
 
 
 def bench_core(cells: int, seed: int = 0, log: Log = print, estimator: Path | None = None) -> dict:

@@ -16,6 +16,8 @@ from slicing.cli.common import (
     guarded,
     load,
 )
+from slicing.rl.settings import STRATEGIES
+from slicing.transfer.ranking import METHODS
 
 # ----------------------------------------------------------------------------- transfer service (paper 002)
 
@@ -106,12 +108,11 @@ def transfer(
     json_out: JsonOpt = False,
 ) -> None:
     """Rank the registered agents by latent distance to TARGET and train a new agent by transfer from one."""
-    from slicing.rl.settings import STRATEGIES
-
+    # the actor checks these too; checking here against the same registries fails before Ray starts
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"--strategy {strategy!r}: choose from {list(STRATEGIES)}")
-    if method not in ("mean", "kl"):
-        raise typer.BadParameter(f"--method {method!r}: choose from ['mean', 'kl']")
+    if method not in METHODS:
+        raise typer.BadParameter(f"--method {method!r}: choose from {list(METHODS)}")
     agent = name or "target-" + target.replace(",", "_")
     handle = _transfer_service(scenario, overrides, registry)
     if rank_only:

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 
 from slicing.config import HISTORY
 from slicing.data.kpi import KPI_VALUES, KpiValue
+from slicing.rl.settings import STRATEGIES
+from slicing.transfer.ranking import METHODS
 
 SNSSAI_PATTERN = r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{6})?$"
 MAX_SLICES_PER_CELL = 16
@@ -191,10 +193,11 @@ class TransferRequest(_Request):
                                                      description="the target's cell ids (global integer ids)")
     source: AgentName | None = Field(default=None, description="source agent; default: the nearest in the VAE "
                                                                "latent space")
-    strategy: Literal["model", "instance", "integrated", "feature"] = Field(
+    strategy: Literal[STRATEGIES] = Field(  # type: ignore[valid-type] - the registry's names
         default="integrated", description="model | instance | integrated (both, the paper's) | feature")
     iterations: int = Field(default=10, ge=1, le=10_000, description="RLlib training iterations of the target")
-    method: Literal["mean", "kl"] = Field(default="mean", description="latent distance: mean (Lemma 1) | kl")
+    method: Literal[METHODS] = Field(  # type: ignore[valid-type]
+        default="mean", description="latent distance: mean (Lemma 1) | kl")
 
 
 class RankedSource(BaseModel):
