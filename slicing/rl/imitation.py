@@ -63,6 +63,7 @@ import numpy as np
 from slicing.config import Scenario
 from slicing.data.features import ACTION_LIMIT, action_to_shares, shares_to_action
 from slicing.rl.env import CellSlicingEnv, EnvConfig
+from slicing.rl.learner import load_weights, module_state
 from slicing.rl.settings import ImitationSettings
 from slicing.rl.train import (
     build_config,
@@ -266,19 +267,6 @@ def _atanh_copy(path: Path) -> Path:
     return out
 
 
-def module_state(algo, mid: str) -> dict[str, np.ndarray]:
-    """The learner's RLModule ``mid`` as a numpy state dict (the learner may be local or a Ray actor)."""
-    def get(learner):
-        return {k: v.detach().cpu().numpy().copy() for k, v in learner.module[mid].state_dict().items()}
-
-    return _on_learner(algo, get)
-
-
-def _on_learner(algo, fn: Callable) -> Any:
-    """``fn(learner)`` on the (first) learner of ``algo``; errors are raised."""
-    return next(iter(algo.learner_group.foreach_learner(fn))).get()
-
-
 # ---------------------------------------------------------------------------------------------- 3. warm start
 def policy_key_map(algo_name: str, bc_keys: list[str], target_keys: list[str]) -> dict[str, str]:
     """BC state-dict key -> target module key, for the policy part only (PPO: identical keys minus the value head;
@@ -301,21 +289,7 @@ def warm_start(algo, algo_name: str, bc_state: dict[str, Any], mid: str = "group
     """Copy BC's policy weights into the learner's module ``mid`` and sync them to the env runner(s); returns the
     target keys written."""
     mapping = policy_key_map(algo_name, list(bc_state), list(module_state(algo, mid)))
-
-    def copy(learner) -> None:
-        import torch
-
-        module = learner.module[mid]
-        target = module.state_dict()
-        for src, dst in mapping.items():
-            if tuple(target[dst].shape) != tuple(bc_state[src].shape):
-                raise ValueError(f"warm start: {dst} has shape {tuple(target[dst].shape)}, BC's {src} "
-                                 f"{tuple(bc_state[src].shape)}; use the same fcnet_hiddens")
-            target[dst] = torch.as_tensor(bc_state[src], dtype=target[dst].dtype)
-        module.load_state_dict(target)
-
-    _on_learner(algo, copy)
-    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
+    load_weights(algo, bc_state, mapping, mid, "warm start", "use the same fcnet_hiddens")
     return sorted(mapping.values())
 
 

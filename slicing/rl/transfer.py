@@ -55,6 +55,8 @@ import numpy as np
 
 from slicing.config import Scenario
 from slicing.data.features import obs_dim as obs_dim_of
+from slicing.rl.learner import load_weights, on_learner
+from slicing.rl.learner import module_state as learner_state
 from slicing.rl.settings import STRATEGIES, TRAIN_BATCH
 from slicing.rl.train import (
     META_FILE,
@@ -93,18 +95,9 @@ def _build(scenario: Scenario, s: TrainSettings):
     return config.callbacks(sampled_reward_callback()).build_algo(), mapping
 
 
-def _on_learner(algo, fn: Callable) -> Any:
-    return next(iter(algo.learner_group.foreach_learner(fn))).get()
-
-
 def module_state(algo, mid: str = MODULE) -> dict[str, np.ndarray]:
-    """The learner's module ``mid`` as a numpy state dict."""
-    return _on_learner(algo, lambda learner: {k: v.detach().cpu().numpy().copy()
-                                              for k, v in learner.module[mid].state_dict().items()})
-
-
-def _sync(algo) -> None:
-    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
+    """The learner's module ``mid`` (default: the target's group) as a numpy state dict."""
+    return learner_state(algo, mid)
 
 
 def _train_loop(algo, iterations: int, progress: Callable[[int], None] | None) -> list[float | None]:
@@ -247,20 +240,7 @@ def _check_dims(name: str, got: int, want: int, target_cells: Sequence[int], wha
 
 
 def _load_into(algo, state: dict[str, np.ndarray], keys: Sequence[str], mid: str = MODULE) -> None:
-    def copy(learner) -> None:
-        import torch
-
-        module = learner.module[mid]
-        target = module.state_dict()
-        for k in keys:
-            if tuple(target[k].shape) != tuple(state[k].shape):
-                raise ValueError(f"transfer: {k} has shape {tuple(target[k].shape)} in the target but "
-                                 f"{tuple(state[k].shape)} in the source; use the same hidden sizes")
-            target[k] = torch.as_tensor(state[k], dtype=target[k].dtype)
-        module.load_state_dict(target)
-
-    _on_learner(algo, copy)
-    _sync(algo)
+    load_weights(algo, state, {k: k for k in keys}, mid, "transfer", "use the same hidden sizes")
 
 
 def _freeze(algo, prefixes: Sequence[str] = ENCODERS, mid: str = MODULE) -> list[str]:
@@ -275,7 +255,7 @@ def _freeze(algo, prefixes: Sequence[str] = ENCODERS, mid: str = MODULE) -> list
                 names.append(name)
         return names
 
-    return _on_learner(algo, hook)
+    return on_learner(algo, hook)
 
 
 def add_instances(algo, data: dict[str, np.ndarray], mid: str = MODULE) -> int:
