@@ -55,6 +55,3 @@ def test_history_partial_is_zero_padded_and_state_roundtrip() -> None:
         History(N + 1, S).load_state_dict(state)
     with pytest.raises(ValueError, match="shape"):
         hist.push(make_report(0, gen, n=N + 1))
-
-
-# ---------------------------------------------------------------- samples

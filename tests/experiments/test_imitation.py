@@ -1,150 +1,14 @@
-"""Imitation learning (paper 003; slicing/rl/imitation.py, driver slicing/experiments/imitation.py): baseline rollouts
-in RLlib's offline schema, RLlib BC on them, warm start, the settings and the CLI's flag checks."""
+"""The imitation experiment's driver (slicing/experiments/imitation.py) end to end through its command, at a tiny
+budget: recording, BC, the warm-started and the scratch curve, the plot and summary.json."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from slicing.cli import app
-from slicing.config import load_scenario
-from slicing.data.features import ACTION_LIMIT, action_to_shares
-from slicing.rl.imitation import COLUMNS, record_baseline
-from slicing.rl.settings import ImitationSettings
-
-TINY = ImitationSettings(cells=3, days=2, episode_len=16, bc_iterations=40, bc_batch=64, bc_lr=1e-2, iterations=1,
-                         early=1, train_batch=48, hidden=(16, 16))
-
-
-@pytest.fixture(scope="module")
-def scenario():
-    return load_scenario("scenarios/idla.yaml")
-
-
-@pytest.fixture(scope="module")
-def recording(scenario, tmp_path_factory) -> dict:
-    return record_baseline(scenario, TINY, tmp_path_factory.mktemp("imitation") / "rollouts.parquet")
-
-
-@pytest.fixture(scope="module")
-def bc(ray_session, scenario, recording) -> tuple[dict, list[float]]:
-    from slicing.rl.imitation import train_bc
-
-    return train_bc(scenario, recording["path"], TINY)
-
-
-def _bc_module(scenario, state: dict | None):
-    """A standalone module of BC's spec, loaded with ``state`` (a fresh seeded init if None)."""
-    import torch
-
-    from slicing.rl.imitation import bc_module_spec
-
-    torch.manual_seed(0)
-    module = bc_module_spec(scenario, TINY).build()
-    if state is not None:
-        module.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
-    return module
-
-
-def _mean_action(module, obs: np.ndarray) -> np.ndarray:
-    import torch
-    from ray.rllib.core.columns import Columns
-
-    with torch.no_grad():
-        out = module.forward_inference({Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)})
-    return out[Columns.ACTION_DIST_INPUTS].numpy()[:, : obs.shape[1] // 5]  # [B, S] Gaussian means
-
-
-def test_recording_has_rllib_offline_schema_and_baseline_actions(scenario, recording):
-    import pyarrow.parquet as pq
-    from ray.rllib.offline.offline_prelearner import SCHEMA
-
-    table = pq.read_table(recording["path"])
-    assert tuple(table.column_names) == COLUMNS
-    assert set(COLUMNS) <= set(SCHEMA.values())  # nothing would be read as an extra model output
-    n_slices = len(scenario.slices)
-    assert table.num_rows == recording["rows"] == TINY.days * TINY.episode_len * TINY.cells
-    assert table.column("eps_id").to_pandas().nunique() == TINY.days * TINY.cells
-    obs = np.stack(table.column("obs").to_numpy(zero_copy_only=False))  # [rows, 5S]
-    act = np.stack(table.column("actions").to_numpy(zero_copy_only=False))  # [rows, S]
-    assert obs.shape[1] == 5 * n_slices and act.shape[1] == n_slices
-    assert np.abs(act).max() <= 1.0 and np.isfinite(act).all()
-    trunc = table.column("truncateds").to_numpy()
-    assert trunc.sum() == TINY.days * TINY.cells and not table.column("terminateds").to_numpy().any()
-    # the env's unsquashed action (ACTION_LIMIT * a) gives back the traffic-proportional shares
-    from slicing.rl.env import CellSlicingEnv
-    from slicing.rl.train import region_cells
-
-    env = CellSlicingEnv({"scenario": scenario, "cell_ids": region_cells(scenario, region=TINY.cells).tolist(),
-                          "episode_len": TINY.episode_len})
-    env.reset(seed=TINY.seed * 100_003)  # the first recorded episode
-    mask = obs[: TINY.cells, 4 * n_slices:] > 0.5  # rows t=0 of each cell: the observation's mask block
-    np.testing.assert_allclose(action_to_shares(ACTION_LIMIT * act[: TINY.cells], mask), env.baseline_shares(),
-                               atol=2e-3)
-    assert 0 < recording["baseline_reward"] <= 1
-
-
-def test_rllib_bc_clones_the_recorded_actions(scenario, recording, bc):
-    import pyarrow.parquet as pq
-
-    state, losses = bc
-    assert len(losses) == TINY.bc_iterations and np.isfinite(losses).all()
-    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0  # the negative log-likelihood falls
-    table = pq.read_table(recording["path"])
-    obs = np.stack(table.column("obs").to_numpy(zero_copy_only=False))
-    act = np.stack(table.column("actions").to_numpy(zero_copy_only=False))
-    err_bc = np.abs(_mean_action(_bc_module(scenario, state), obs) - act).mean()
-    err_init = np.abs(_mean_action(_bc_module(scenario, None), obs) - act).mean()
-    assert err_bc < 0.5 * err_init
-    # rolled out on the recorded days, the clone allocates close to the baseline (total-variation gap of shares)
-    from slicing.rl.imitation import evaluate_clone
-
-    fresh = {k: v.numpy() for k, v in _bc_module(scenario, None).state_dict().items()}
-    clone, untrained = evaluate_clone(scenario, TINY, state), evaluate_clone(scenario, TINY, fresh)
-    assert clone["clone_share_gap"] < 0.75 * untrained["clone_share_gap"]
-    assert 0 <= clone["clone_reward"] <= 1
-
-
-@pytest.mark.parametrize("algo", ["ppo", "sac"])
-def test_warm_start_copies_bc_policy_into_learner_and_env_runner(scenario, bc, algo):
-    import torch
-    from ray.rllib.core.columns import Columns
-
-    from slicing.rl.imitation import module_state, warm_start
-    from slicing.rl.train import build_config, iteration_reward, sampled_reward_callback
-
-    state, _ = bc
-    s = ImitationSettings.model_validate(TINY.model_dump() | {"algo": algo})
-    config, _ = build_config(scenario, s.train_settings(TINY.cells))
-    algo_obj = config.callbacks(sampled_reward_callback()).build_algo()
-    try:
-        before = module_state(algo_obj, "group_0")
-        written = warm_start(algo_obj, algo, state, "group_0")
-        after = module_state(algo_obj, "group_0")
-        pi_src = [k for k in state if k.startswith("pi.net")]
-        assert pi_src and all(k in written for k in pi_src)
-        for src in state:
-            dst = src if algo == "ppo" else src.replace("encoder.encoder.", "pi_encoder.")
-            if src.startswith(("encoder.", "pi.")):
-                np.testing.assert_array_equal(after[dst], state[src])
-        untouched = [k for k in after if k not in written]  # value / Q branches keep their own init
-        assert untouched and all(np.array_equal(after[k], before[k]) for k in untouched)
-        # the env runner's (inference-only) module acts with BC's policy
-        obs = np.random.default_rng(0).uniform(0, 1, (8, 5 * len(scenario.slices))).astype(np.float32)
-        with torch.no_grad():
-            runner_out = algo_obj.get_module("group_0").forward_inference({Columns.OBS: torch.from_numpy(obs)})
-        bc_out = _bc_module(scenario, state).forward_inference({Columns.OBS: torch.from_numpy(obs)})
-        np.testing.assert_allclose(runner_out[Columns.ACTION_DIST_INPUTS].numpy(),
-                                   bc_out[Columns.ACTION_DIST_INPUTS].detach().numpy(), rtol=1e-5, atol=1e-6)
-        if algo == "ppo":  # one iteration runs with the copied weights (SAC: the copy alone, to save time)
-            reward = iteration_reward(algo_obj.train())
-            assert reward is not None and 0 <= reward <= 1
-    finally:
-        algo_obj.stop()
 
 
 def test_experiment_cli_tiny_end_to_end(ray_session, tmp_path):
@@ -158,26 +22,3 @@ def test_experiment_cli_tiny_end_to_end(ray_session, tmp_path):
     assert len(summary["curves"]["bc_warm_start"]) == 1 and Path(summary["data"]).is_file()
     assert {"bc_loss", "baseline_reward", "clone_reward", "final_reward"} <= set(summary)
     assert Path(summary["plot"]).stat().st_size > 0 and (tmp_path / "summary.json").is_file()
-
-
-def test_settings_name_an_unknown_key_and_check_early_against_iterations():
-    from pydantic import ValidationError
-
-    with pytest.raises(ValidationError, match="bc_iteratoins") as err:
-        ImitationSettings.model_validate({"bc_iteratoins": 5})
-    assert err.value.errors()[0]["type"] == "extra_forbidden"
-    with pytest.raises(ValidationError, match=r"early: must be <= iterations \(2\)"):
-        ImitationSettings(iterations=2, early=3)
-    assert TINY.train_settings(3).train_batch == 48  # given
-    assert ImitationSettings(cells=3, episode_len=16).train_settings(3).train_batch == 3 * 16  # PPO: one episode
-
-
-@pytest.mark.parametrize(("flags", "message"), [
-    (["--algo", "dqn"], "--algo 'dqn': Input should be 'ppo' or 'sac'"),
-    (["--iterations", "2", "--early", "3"], "--early 3: must be <= iterations (2)"),
-    (["--days", "0"], "--days"),
-])
-def test_experiment_cli_rejects_bad_flags(flags, message):
-    res = CliRunner().invoke(app, ["experiment", "imitation", *flags])
-    assert res.exit_code == 2 and "Traceback" not in res.output
-    assert message in " ".join(res.output.replace("│", " ").split()), res.output

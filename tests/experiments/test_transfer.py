@@ -1,4 +1,5 @@
-"""``slicing experiment transfer`` end to end at a tiny budget, and its input errors."""
+"""The transfer experiment's driver (slicing/experiments/transfer.py): Spearman, the heterogeneous network, and
+``slicing experiment transfer`` end to end at a tiny budget."""
 
 from __future__ import annotations
 
@@ -29,35 +30,6 @@ def test_spearman_and_heterogeneous_network():
     np.testing.assert_allclose(target, 0.9 * src1)  # the target resembles src_1
     with pytest.raises(ValueError, match=r"needs >= 15 cells"):
         heterogeneous(load_scenario("scenarios/idla.yaml"))
-
-
-def test_settings_name_an_unknown_key_and_always_compare_integrated():
-    from pydantic import ValidationError
-
-    from slicing.rl.settings import STRATEGIES, TransferSettings
-
-    with pytest.raises(ValidationError, match="pretrain_iteration") as err:
-        TransferSettings.model_validate({"pretrain_iteration": 3})
-    assert err.value.errors()[0]["type"] == "extra_forbidden"
-    assert TransferSettings().compared == list(STRATEGIES)
-    assert TransferSettings(strategies=("feature", "model")).compared == ["feature", "model", "integrated"]
-    with pytest.raises(ValidationError, match="copy"):
-        TransferSettings(strategies=("model", "copy"))
-    with pytest.raises(ValidationError, match="sources"):
-        TransferSettings(sources=5)
-
-
-@pytest.mark.parametrize(("args", "match"), [
-    (["--early", "5", "--iterations", "2"], "--early 5: must be <= iterations (2)"),
-    (["--strategies", "model,copy"], "--strategies 'model,copy'"),
-    (["--sources", "1"], "--sources"),
-    (["--set", "topology.sites=4"], "needs >= 15 cells"),
-    (["--set", "cell_classes=[{name: a, cells: [99]}]"], "cell id 99 out of range"),
-])
-def test_cli_bad_input_is_one_line(args, match):
-    res = CliRunner().invoke(app, ["experiment", "transfer", *args])
-    assert res.exit_code == 2
-    assert match in " ".join(res.output.replace("│", " ").split()), res.output
 
 
 def test_tiny_experiment_json_is_consistent(ray_session, tmp_path):

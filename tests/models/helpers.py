@@ -1,4 +1,5 @@
-"""Helpers of the model tests (not a test module): a learnable synthetic dataset and random estimators."""
+"""Helpers of the model tests (not a test module): a learnable synthetic dataset and random estimators; a small
+VAE config and Gaussian clusters (the VAE and the transfer ranking tests)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import torch
 
 from slicing.models.qos_estimator import IN_DIM, QosEstimator, build_estimator
+from slicing.models.vae import VaeConfig
 from tests.synthetic import synth_z
 
 
@@ -25,3 +27,14 @@ def random_model(seed: int = 0, hidden: tuple[int, ...] = (36, 24, 16, 16)) -> Q
     std = torch.rand(IN_DIM, generator=g) * 3.0 + 0.5
     model.set_normalisation(mean, std)  # deliberately also moves x's mean/std: tabulate must honour them
     return model.eval()
+
+
+SMALL_VAE = VaeConfig(hidden=(32, 16), latent_dim=4, epochs=30, batch_size=128)
+
+
+def clusters(n: int, centres: dict[str, float], seed: int, dim: int = 21) -> dict[str, np.ndarray]:
+    """Gaussian clusters along one direction: agent -> [n, dim] samples centred at c * u, noise std 0.3."""
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=dim)
+    u /= np.linalg.norm(u)
+    return {a: (c * u + 0.3 * rng.normal(size=(n, dim))).astype(np.float32) for a, c in centres.items()}

@@ -74,3 +74,20 @@ def test_train_rejects_bad_shapes() -> None:
         train_estimator(np.zeros((10, 12), np.float32), np.zeros(10, np.float32), EstimatorConfig(epochs=1), 0)
     with pytest.raises(ValueError, match="targets"):
         train_estimator(np.zeros((10, 13), np.float32), np.zeros(9, np.float32), EstimatorConfig(epochs=1), 0)
+
+
+def test_held_out_reports_do_not_change_training():
+    import numpy as np
+
+    from slicing.config import EstimatorConfig
+    from slicing.models.qos_training import train_estimator
+
+    rng = np.random.default_rng(0)
+    x = rng.random((400, 13)).astype(np.float32)
+    y = (x[:, 0] > 0.5).astype(np.float32)
+    cfg = EstimatorConfig(hidden=(8,), epochs=7, batch_size=64)
+    _, plain = train_estimator(x, y, cfg, seed=3)
+    seen: list[tuple[int, float]] = []
+    _, reported = train_estimator(x, y, cfg, seed=3, held_out=lambda e, m: seen.append((e, m)), held_out_every=3)
+    assert [e for e, _ in seen] == [3, 6, 7]
+    assert seen[-1][1] == pytest.approx(reported.mae_test) and reported.mae_test == plain.mae_test

@@ -12,23 +12,6 @@ from slicing.optim.utility import estimated_utility, estimated_utility_tensor
 from slicing.sim.utility import log1p_terms, utility
 
 
-def test_utility() -> None:
-    r = np.array([[0.5, 1.0, 0.2], [0.0, 0.3, 0.9]])
-    mask = np.array([[True, False, True], [True, True, True]])
-    np.testing.assert_allclose(utility(r, mask), [np.log(1.5) + np.log(1.2), np.log(1.3) + np.log(1.9)])
-
-
-def test_log1p_terms_ignore_inactive_values_and_broadcast_over_a_grid() -> None:
-    f = np.array([[[0.0, 0.5], [np.nan, -np.inf]], [[1.0, 1.0], [0.25, 0.0]]])  # [N=2, S=2, G=2]
-    mask = np.array([[True, False], [True, True]])
-    out = log1p_terms(f, mask)
-    assert out.dtype == np.float64 and out.shape == (2, 2, 2)
-    np.testing.assert_array_equal(out[0, 1], [0.0, 0.0])  # inactive: 0 even for NaN / -inf values
-    np.testing.assert_array_equal(out[1], np.log1p(f[1]))
-    with pytest.raises(ValueError, match="mask shape"):
-        log1p_terms(f, mask[:1])
-
-
 def test_estimated_utility_is_the_sum_of_log1p_f_over_active_slices(monotone_model: QosEstimator,
                                                                    cells: tuple[np.ndarray, np.ndarray]) -> None:
     z, mask = cells

@@ -56,10 +56,3 @@ def test_cli_evaluate_drl_json(ray_session, tmp_path):
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert set(summary["schemes"]) == {"equal", "drl"}
     assert set(summary["schemes"]["drl"]) == {"H1", "H2"}
-
-
-@pytest.mark.parametrize("schemes", ["rl", "drl,drl", "idla,foo"])
-def test_cli_evaluate_bad_schemes_exit_2(schemes):
-    res = CliRunner().invoke(app, ["evaluate", "--schemes", schemes, "--steps", "30"])
-    assert res.exit_code == 2
-    assert "--schemes" in res.output

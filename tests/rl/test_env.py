@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from slicing.config import load_scenario
-from slicing.data.features import action_to_shares, neighbour_load, obs_dim
+from slicing.data.features import obs_dim
 from slicing.rl.env import CellSlicingEnv
 
 
@@ -86,17 +86,6 @@ def test_pickle_round_trip_continues_identically(scenario):
         assert r1 == r2 and all(np.array_equal(o1[k], o2[k]) for k in o1)
 
 
-def test_shares_feasible():
-    rng = np.random.default_rng(0)
-    act = np.concatenate([rng.normal(0, 10, (500, 4)), np.full((2, 4), np.nan), np.full((2, 4), 1e9)])
-    mask = rng.uniform(size=act.shape) < 0.6
-    mask[0] = False
-    x = action_to_shares(act, mask)
-    assert np.isfinite(x).all() and (x >= 0).all() and (x.sum(axis=1) <= 1 + 1e-12).all()
-    assert (x[~mask] == 0).all() and x[0].sum() == 0
-    np.testing.assert_allclose(x[mask.any(axis=1)].sum(axis=1), 1.0)
-    equal = action_to_shares(np.zeros(4), np.array([1, 1, 0, 1], bool))
-    assert equal.tolist() == pytest.approx([1 / 3, 1 / 3, 0, 1 / 3])
 
 
 def test_env_shares_feasible_and_reward_kinds(scenario):
@@ -108,29 +97,8 @@ def test_env_shares_feasible_and_reward_kinds(scenario):
         _env(scenario, reward="max")
 
 
-def test_neighbour_load_known_and_halo():
-    nbr = np.array([[1, 7], [0, 9]])  # cell 0: neighbours 1 (known) and 7 (halo); cell 1: 0 (known), 9 (unknown)
-    known_ids = np.array([0, 1])
-    prb = np.array([[0.2, 0.4], [0.6, 0.0]])
-    mask = np.array([[True, True], [True, False]])
-    nl = neighbour_load(nbr, known_ids, prb, mask, halo_ids=np.array([7]), halo_util=np.array([0.8]))
-    np.testing.assert_allclose(nl, [[(0.6 + 0.4) / 2, (0.0 + 0.4) / 2], [0.2 / 2, 0.4 / 2]])
 
 
-def test_shares_to_action_inverts_the_masked_softmax():
-    from slicing.data.features import ACTION_LIMIT, shares_to_action
-
-    rng = np.random.default_rng(0)
-    mask = rng.random((50, 4)) < 0.7
-    mask[:, 0] = True
-    x = rng.dirichlet(np.ones(4), 50) * mask
-    x = x / x.sum(axis=1, keepdims=True)
-    x = np.where(mask, np.maximum(x, 0.02), 0.0)
-    x = x / x.sum(axis=1, keepdims=True)
-    logits = shares_to_action(x, mask)
-    assert np.all(np.abs(logits) <= ACTION_LIMIT)
-    np.testing.assert_allclose(action_to_shares(logits, mask), x, atol=1e-9)
-    assert np.all(logits[~mask] == 0.0)
 
 
 def test_timeline_mode_continues_the_run_and_records_every_period(scenario):

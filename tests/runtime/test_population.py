@@ -1,10 +1,9 @@
-"""Population: partition, arguments, equivalence with the unsplit run, weights shipping, ingest, reads, and the
-named population actor."""
+"""Population: partition, arguments, equivalence with the unsplit run, weights shipping, ingest, reads. (The named
+population actor is in test_population_actor.py.)"""
 
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -105,36 +104,3 @@ def test_allocation_routing_and_cell_pages(scenario):
     assert pop.cell_ids(limit=5, offset=33) == [33, 34, 35] and pop.n_cells() == 36
     with pytest.raises(ValueError, match="limit"):
         pop.cell_ids(limit=-1)
-
-
-def test_population_actor_serves_and_advances(ray_session, tmp_path, scenario, model):
-    import ray
-
-    from slicing.models.qos_estimator import estimator_from_payload
-    from slicing.runtime.population_actor import get_population_actor, start_population_actor, stop_population_actor
-
-    start_population_actor(scenario, 2, "idla", model, str(tmp_path))
-    actor = get_population_actor()
-    try:
-        assert ray.get(actor.ready.remote()) and ray.get(actor.n_cells.remote()) == 36
-        assert ray.get(actor.cell_ids.remote(3, 0)) == [0, 1, 2]
-        version = ray.get(actor.model_version.remote())
-        assert version == model_version(model)
-        assert estimator_from_payload(ray.get(actor.estimator_payload.remote())).version == version
-        assert ray.get(actor.ingest.remote([record(4)])) == 1
-        with pytest.raises(UnknownCell):
-            ray.get(actor.allocation.remote(99))
-        assert ray.get(actor.run_periods_every.remote(0.2))
-        deadline = time.monotonic() + 60
-        while ray.get(actor.period.remote()) < 6 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert ray.get(actor.stop.remote())
-        period = ray.get(actor.period.remote())
-        assert period >= 6 and ray.get(actor.last_error.remote()) is None
-        a = ray.get(actor.allocation.remote("5"))
-        assert a["period"] == period and a["model_version"] == version
-        assert len(a["slices"]) == (4 if period >= 7 else 3)  # slice 3 joins at period 7
-    finally:
-        assert stop_population_actor()
-    with pytest.raises(LookupError):
-        get_population_actor()

@@ -1,5 +1,5 @@
-"""The replica's service composed of its parts (slicing/serve/service.py) and its settings (settings.py), in-process
-without a population."""
+"""The replica's service composed of its parts (slicing/serve/service.py), in-process without a population. (Its
+settings are tested in test_settings.py.)"""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import time
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
 
 from slicing.bench.serve import random_cells
 from slicing.models.qos_estimator import build_estimator, save_estimator
 from slicing.serve.errors import ServiceError
 from slicing.serve.models import AllocateRequest
 from slicing.serve.service import SlicingService
-from slicing.serve.settings import ServiceSettings, load_settings
+from slicing.serve.settings import ServiceSettings
 
 
 def _no_population():
@@ -28,22 +27,6 @@ def estimator_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("est") / "m.pt"
     save_estimator(model, path)
     return path, model.version
-
-
-def test_settings_from_env(monkeypatch) -> None:
-    monkeypatch.setenv("SLICING_API_TOKEN", "s3cret")
-    monkeypatch.setenv("SLICING_MAX_CELLS_PER_REQUEST", "7")
-    s = load_settings(max_inflight_requests=3, seed=None)
-    assert s.ingest_enabled and s.api_token.get_secret_value() == "s3cret"
-    assert (s.max_cells_per_request, s.max_inflight_requests, s.seed) == (7, 3, 0)
-    assert "s3cret" not in repr(s)
-    monkeypatch.delenv("SLICING_API_TOKEN")
-    assert not load_settings().ingest_enabled
-    monkeypatch.setenv("SLICING_MAX_CELLS_PER_REQUEST", "0")
-    with pytest.raises(ValidationError, match="max_cells_per_request"):
-        load_settings()
-    with pytest.raises(ValidationError, match="extra"):
-        ServiceSettings(no_such_setting=1)
 
 
 def test_service_starts_serves_and_reports_readiness(estimator_file) -> None:

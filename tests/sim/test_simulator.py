@@ -8,11 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from slicing import rng
 from slicing.config import load_scenario
-from slicing.sim.radio import cqi_of, link_quality
 from slicing.sim.simulator import Simulator
-from slicing.sim.topology import build_geometry
 
 
 def _traffic_shares(sim: Simulator) -> np.ndarray:
@@ -22,34 +19,6 @@ def _traffic_shares(sim: Simulator) -> np.ndarray:
 
 def _run(sim: Simulator, steps: int) -> list:
     return [sim.step(_traffic_shares(sim)) for _ in range(steps)]
-
-
-def test_rng_is_a_pure_function_of_coordinates():
-    ids = np.array([5, 9, 200])
-    a = rng.uniform(1, 2, 3, ids, 4)
-    b = rng.uniform(1, 2, 3, np.array([9]), 4)
-    assert np.array_equal(a[1], b[0])
-    assert not np.array_equal(a, rng.uniform(1, 2, 4, ids, 4))  # another period
-    assert not np.array_equal(a, rng.uniform(2, 2, 3, ids, 4))  # another seed
-    n = rng.normal(0, 1, 0, np.arange(20000), 5)
-    assert abs(n.mean()) < 0.02 and abs(n.std() - 1) < 0.02
-
-
-def test_cqi_table_monotone():
-    sinr = np.linspace(-15, 35, 200)
-    assert np.all(np.diff(cqi_of(sinr)) >= 0)
-    assert cqi_of(np.array([-20.0]))[0] == 0 and cqi_of(np.array([40.0]))[0] == 15
-    cqi, se = link_quality(sinr[:, None])
-    assert np.all(np.diff(cqi[:, 0]) >= 0) and np.all(np.diff(se[:, 0]) >= 0)
-
-
-def test_topology_subset_rows_equal_full_rows(small_scenario):
-    full = build_geometry(small_scenario.topology, small_scenario.radio)
-    part = build_geometry(small_scenario.topology, small_scenario.radio, np.arange(10, 20))
-    assert np.array_equal(full.nbr_ids[10:20], part.nbr_ids)
-    assert np.allclose(full.nbr_rx_mw[10:20], part.nbr_rx_mw)
-    assert not np.isin(10, part.halo_ids) and len(part.halo_ids) > 0
-    assert (full.nbr_ids != full.cell_ids[:, None]).all()  # a cell never interferes with itself
 
 
 def test_same_seed_same_run_and_other_seed_differs(small_scenario):

@@ -1,21 +1,15 @@
-"""The `slicing` command end to end: JSON contracts, files written, and bad input -> one clear line, exit 2."""
+"""`slicing evaluate` (slicing/cli/evaluate.py) end to end: the JSON contract, the files written, and bad input
+-> one clear line, exit 2."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from slicing.cli import app
-
-runner = CliRunner()
-FAST = ["--set", "estimator.epochs=8", "--set", "seed=1"]
-
-
-def _last_json(output: str) -> dict:
-    return json.loads(output.strip().splitlines()[-1])
+from tests.cli.helpers import FAST, runner
+from tests.cli.helpers import last_json as _last_json
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +42,6 @@ def test_evaluate_writes_plots(evaluation):
     assert (out / "throughput.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_collect_then_train_roundtrip(tmp_path):
-    data = tmp_path / "s.parquet"
-    res = runner.invoke(app, ["collect", "--scenario", "scenarios/idla.yaml", "--steps", "40", "--out", str(data),
-                              "--json"])
-    assert res.exit_code == 0, res.output
-    assert _last_json(res.stdout)["samples"] > 0 and data.is_file()
-    model = tmp_path / "m.pt"
-    res = runner.invoke(app, ["train-estimator", "--data", str(data), "--out", str(model), "--json", *FAST])
-    assert res.exit_code == 0, res.output
-    info = _last_json(res.stdout)
-    assert len(info["version"]) == 12 and 0 <= info["mae"] < 0.5 and model.is_file()
-
-
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -68,7 +49,6 @@ def test_collect_then_train_roundtrip(tmp_path):
         (["evaluate", "--scenario", "scenarios/idla.yaml", "--set", "bogus.key=1"], "bogus"),
         (["evaluate", "--scenario", "scenarios/idla.yaml", "--schemes", "idla,magic"], "magic"),
         (["evaluate", "--scenario", "missing.yaml"], "does not exist"),
-        (["collect", "--set", "traffic.model=csv_trace"], "trace_csv"),
     ],
 )
 def test_bad_input_exits_2_with_a_named_error(args, needle):
@@ -77,12 +57,8 @@ def test_bad_input_exits_2_with_a_named_error(args, needle):
     assert needle in res.output and "Traceback" not in res.output
 
 
-def test_corrupt_parquet_and_bad_estimator_files(tmp_path):
-    bad = tmp_path / "bad.parquet"
-    bad.write_bytes(b"not parquet at all")
-    res = runner.invoke(app, ["train-estimator", "--data", str(bad)])
-    assert res.exit_code == 2 and "bad.parquet" in res.output
-    bad_model = tmp_path / "bad.pt"
-    bad_model.write_bytes(b"garbage")
-    res = runner.invoke(app, ["bench", "--cells", "30", "--estimator", str(bad_model)])
-    assert res.exit_code == 2 and "bad.pt" in res.output
+@pytest.mark.parametrize("schemes", ["rl", "drl,drl", "idla,foo"])
+def test_cli_evaluate_bad_schemes_exit_2(schemes):
+    res = CliRunner().invoke(app, ["evaluate", "--schemes", schemes, "--steps", "30"])
+    assert res.exit_code == 2
+    assert "--schemes" in res.output
