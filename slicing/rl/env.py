@@ -18,7 +18,7 @@ Surroundings. The simulator covers the region plus its out-of-region interferers
 allocated by the traffic-proportional baseline; the ring's own outside neighbours are fed the mean load of the
 simulated cells (a mean-field boundary). So every neighbour of a region cell is simulated, and its per-slice
 PRB utilisation of the last period is known for the ``nbr_load`` feature. (In the runtime, a shard's
-out-of-shard neighbours contribute their halo load instead; see ``features.py``.)
+out-of-shard neighbours contribute their halo load instead; see ``slicing/data/features.py``.)
 """
 
 from __future__ import annotations

@@ -8,12 +8,14 @@
 - ``population_actor``: the population as the named actor ``"slicing-population"`` (namespace ``"slicing"``)
   with a periodic loop, for the HTTP service.
 - ``transfer_actor``: the TransferService actor ``"slicing-transfer"`` (registry, ranking, background transfers).
-- ``weights``: the estimator as a plain payload for the object store.
 - ``ray_util``: the one place that starts Ray, finds named actors and unwraps Ray task errors.
 
-The sharded benchmark is ``slicing/bench/population.py``; the multi-node test run is ``tests/runtime/multinode.py``.
+The estimator travels through the object store as a plain payload (``estimator_payload`` in
+``slicing/models/qos_estimator.py``). The sharded benchmark is ``slicing/bench/population.py``; the multi-node
+test run is ``tests/runtime/multinode.py``.
 
-Names are imported lazily, so ``import slicing.runtime.shard`` does not import Ray.
+Names are imported lazily, so ``import slicing.runtime.shard`` does not import Ray. This layer may import rl
+and everything below it; nothing below imports it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ _EXPORTS = {
     "PopulationService": "population_actor", "get_population_actor": "population_actor",
     "start_population_actor": "population_actor", "stop_population_actor": "population_actor",
     "ACTOR_NAME": "population_actor", "NAMESPACE": "ray_util", "ensure_ray": "ray_util",
-    "estimator_payload": "weights", "estimator_from_payload": "weights",
 }
 __all__ = list(_EXPORTS)  # lazy names (see __getattr__)
 
