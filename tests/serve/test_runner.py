@@ -35,7 +35,7 @@ def test_scenario_for_rounds_cells_up_to_whole_sites():
 def test_local_service_arguments():
     svc = LocalService(host="0.0.0.0", port=8123, cells=30, shards=10, log=lambda m: None)
     assert svc.base_url == "http://127.0.0.1:8123"  # a wildcard bind is reached on loopback
-    assert LocalService(host="10.1.2.3", port=80, cells=3).base_url == "http://10.1.2.3:80"
+    assert LocalService(host="127.0.0.2", port=80, cells=3).base_url == "http://127.0.0.2:80"
     for shards in (0, 11):
         with pytest.raises(ValueError, match=rf"--shards {shards}: must be in \[1, 10\]"):
             LocalService(cells=30, shards=shards)
