@@ -17,7 +17,6 @@ from slicing.cli.common import (
     load,
 )
 from slicing.rl.settings import STRATEGIES
-from slicing.transfer.ranking import METHODS
 
 # ----------------------------------------------------------------------------- transfer service (paper 002)
 
@@ -108,6 +107,8 @@ def transfer(
     json_out: JsonOpt = False,
 ) -> None:
     """Rank the registered agents by latent distance to TARGET and train a new agent by transfer from one."""
+    from slicing.transfer.ranking import METHODS  # imports torch: only when the command runs
+
     # the actor checks these too; checking here against the same registries fails before Ray starts
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"--strategy {strategy!r}: choose from {list(STRATEGIES)}")

@@ -28,3 +28,13 @@ def test_every_command_has_a_help_line():
         assert (command.help or "").strip(), name
         for sub, leaf in getattr(command, "commands", {}).items():
             assert (leaf.help or "").strip(), f"{name} {sub}"
+
+
+def test_importing_the_cli_loads_neither_torch_nor_ray():
+    """`slicing --help` stays quick: the commands import torch, Ray and RLlib only when they run."""
+    import subprocess
+    import sys
+
+    code = "import sys, slicing.cli; print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout
