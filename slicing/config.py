@@ -1,4 +1,4 @@
-"""Typed configuration: scenarios, slices, estimator training and the IDLA allocator.
+"""Typed configuration: scenarios, slices, estimator training, the IDLA allocator and the e2e slice simulator.
 
 Every model forbids unknown keys (``extra="forbid"``) so a typo in a YAML file or a ``--set`` override fails
 loudly, naming the key. Derived values are properties; nothing is written back after parsing.
@@ -199,6 +199,61 @@ class CellClass(Strict):
         if bad:
             raise ValueError(f"cell class {self.name!r}: slice_load values must be in [0, 20], got {bad}")
         return self
+
+
+class E2eTraffic(Strict):
+    """Slice traffic x(t) of the end-to-end simulator (``slicing/sim/e2e.py``), in users/s per slot."""
+
+    model: Literal["truncated_normal", "csv_trace"] = Field(default="truncated_normal",
+                                                            description="traffic generator name")
+    mean_users_per_s: float = Field(default=3.0, gt=0, le=100, description="centre of the truncated normal "
+                                                                            "(the paper: 1 to 5)")
+    std_users_per_s: float = Field(default=0.5, ge=0, le=100, description="std before truncation (sigma_mean = "
+                                                                           "0.5, sigma_max = 1.5: our choice)")
+    min_users_per_s: float = Field(default=1.0, gt=0, le=100, description="lower truncation bound (the model "
+                                                                           "grid's lowest traffic)")
+    max_users_per_s: float = Field(default=5.0, gt=0, le=100, description="upper truncation bound (the model "
+                                                                           "grid's highest traffic)")
+    trace_csv: Path | None = Field(default=None, description="CSV with a users_per_s column, one row per slot "
+                                                             "(csv_trace model)")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> E2eTraffic:
+        if not self.min_users_per_s <= self.mean_users_per_s <= self.max_users_per_s:
+            raise ValueError("traffic: need min_users_per_s <= mean_users_per_s <= max_users_per_s")
+        if self.model == "csv_trace" and self.trace_csv is None:
+            raise ValueError("traffic.trace_csv is required when traffic.model is 'csv_trace'")
+        return self
+
+
+class E2eConfig(Strict):
+    """The ground-truth end-to-end slice simulator (``slicing/sim/e2e.py``; values and their sources in
+    ``docs/e2e.md``). One eMBB slice instance: transport bandwidth, gNB CPU and a radio share."""
+
+    seed: int = Field(default=0, ge=0, lt=2**63, description="root seed of the simulator's random streams")
+    slots_per_interval: int = Field(default=60, ge=1, le=100_000, description="slots tau_i of one "
+                                                                               "reconfiguration interval")
+    users_per_slot: int = Field(default=64, ge=1, le=100_000, description="users sampled per slot to draw the "
+                                                                           "throughput distribution")
+    traffic: E2eTraffic = E2eTraffic()
+    demand_median_mbps: float = Field(default=15.0, gt=0, le=1000, description="median rate a 4K video user "
+                                                                                 "asks for")
+    demand_sigma: float = Field(default=0.3, ge=0, le=3, description="lognormal spread of a user's demand")
+    transport_efficiency: float = Field(default=0.94, gt=0, le=1, description="goodput per Mbps of transport "
+                                                                              "bandwidth (VXLAN + GTP-U headers)")
+    cpu_base_millicores: float = Field(default=400.0, ge=0, le=100_000, description="gNB CPU spent before any "
+                                                                                    "user data is processed")
+    cpu_mbps_per_millicore: float = Field(default=0.0135, gt=0, le=10, description="user-plane Mbit/s the gNB "
+                                                                                   "processes per millicore above "
+                                                                                   "the base")
+    radio_capacity_mbps: float = Field(default=80.0, gt=0, le=100_000, description="slice radio capacity at "
+                                                                                   "radio share 1")
+    channel_sigma: float = Field(default=0.25, ge=0, le=3, description="lognormal spread of a user's radio "
+                                                                        "rate (position, mobility)")
+    fairness_sigma: float = Field(default=0.15, ge=0, le=3, description="lognormal spread of a user's share of "
+                                                                         "the bottleneck (TCP unfairness)")
+    slot_jitter_sigma: float = Field(default=0.05, ge=0, le=3, description="lognormal per-slot jitter of the "
+                                                                            "gNB's processing rate")
 
 
 class Scenario(Strict):

@@ -61,3 +61,10 @@ class Stream:
     IDLA_STARTS = 9
     AUGMENT = 10
     SPLIT = 11
+    # the end-to-end slice simulator (slicing/sim/e2e.py); far from the ids above, so neither their uniform
+    # streams nor the pairs 2k, 2k+1 that normal() draws on overlap them
+    E2E_TRAFFIC = 40
+    E2E_DEMAND = 41
+    E2E_CHANNEL = 42
+    E2E_FAIRNESS = 43
+    E2E_JITTER = 44
