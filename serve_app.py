@@ -8,7 +8,8 @@ Run it:
 
 Endpoints (README.md, "HTTP service and clusters"): ``GET /healthz``, ``GET /readyz``, ``POST /v1/allocate``,
 ``GET /v1/cells``, ``GET /v1/cells/{cell_id}/allocation``, ``POST /v1/kpis``, ``GET /v1/agents``,
-``POST /v1/transfer`` (the ``slicing-transfer`` actor, ``slicing/runtime/transfer_actor.py``), ``GET /openapi.json``.
+``POST /v1/transfer`` (the ``slicing-transfer`` actor, ``slicing/runtime/transfer_actor.py``),
+``POST /v1/e2e/allocate`` (MicroOpt for e2e slices, ``slicing/serve/e2e.py``), ``GET /openapi.json``.
 
 Errors: 422 ``{"detail": [{"path": "body.cells.0.slices.1.users_history", "msg", "type"}]}``; 404 unknown cell;
 413 more cells than ``max_cells_per_request``; 401 bearer token; 503 + ``Retry-After`` on overload, while the
@@ -44,6 +45,8 @@ from slicing.serve.models import (
     AllocateRequest,
     AllocateResponse,
     CellsPage,
+    E2eAllocateRequest,
+    E2eAllocateResponse,
     ErrorBody,
     Health,
     KpiIngest,
@@ -214,6 +217,13 @@ class SlicingIngress:
               responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
     async def transfer(self, body: TransferRequest) -> JSONResponse:
         return JSONResponse(await self.svc.transfers.transfer(body), status_code=202)
+
+    @api.post("/v1/e2e/allocate", response_model=E2eAllocateResponse,
+              summary="stateless MicroOpt allocation of e2e slices: transport Mbit/s and CPU millicores per slice, "
+                      "per-domain targets of an optional e2e SLA (one vectorised call)",
+              responses={**ERRORS, 413: {"model": ErrorBody, "description": "too many slices"}})
+    async def allocate_e2e(self, req: E2eAllocateRequest) -> JSONResponse:
+        return JSONResponse(await asyncio.to_thread(self.svc.allocate_e2e, req))
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:

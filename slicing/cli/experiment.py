@@ -1,4 +1,4 @@
-"""`slicing experiment safety|imitation|transfer`: one paper experiment each, a figure and a JSON line."""
+"""`slicing experiment safety|imitation|transfer|microopt`: one paper experiment each, figures and a JSON line."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from slicing.cli.common import (
     progress_bar,
     stage_progress,
 )
+from slicing.experiments.microopt_settings import PARTS as MICROOPT_PARTS
+from slicing.experiments.microopt_settings import MicroOptExperimentSettings
 from slicing.rl.settings import ImitationSettings, SafetySettings, TransferSettings
 
 SAFETY_FLAGS = {"cells": "--cells", "iterations": "--iterations", "warmup": "--warmup",
@@ -32,6 +34,10 @@ IMITATION_FLAGS = {"cells": "--cells", "days": "--days", "episode_len": "--episo
 TRANSFER_FLAGS = {"iterations": "--iterations", "early": "--early", "pretrain_iterations": "--pretrain-iterations",
                   "sources": "--sources", "strategies": "--strategies", "episode_len": "--episode-len",
                   "sample_episodes": "--sample-episodes"}
+MICROOPT_FLAGS = {"seed": "--seed", "model": "--model", "epochs": "--epochs", "atlas_iterations": "--atlas-iterations",
+                  "cadrl_iterations": "--cadrl-iterations", "cadrl_plus_iterations": "--cadrl-plus-iterations",
+                  "sigma_mean": "--sigma-mean", "sigma_max": "--sigma-max", "slots": "--slots",
+                  "gt_intervals": "--gt-intervals", "domain_iterations": "--domain-iterations"}
 
 # ------------------------------------------------------------------------------- experiment safety (paper 003)
 
@@ -130,4 +136,35 @@ def experiment_transfer_cmd(
         show = stage_progress(bar)
         res = run_transfer_experiment(sc, settings, out, progress=show)
     tables.print_transfer(res)
+    emit_json(json_out, res)
+
+
+# ----------------------------------------------------------------------------- experiment microopt (paper 001)
+
+@experiment_app.command("microopt")
+@guarded
+@options_from(MicroOptExperimentSettings, MICROOPT_FLAGS)
+def experiment_microopt_cmd(
+    part: str = typer.Option("model", "--part", help=f"one of {', '.join(MICROOPT_PARTS)}"),
+    out: Path = typer.Option(Path("out/microopt"), "--out", help="folder: the slice model, figures, <part>.json"),
+    json_out: JsonOpt = False,
+    *,
+    options: ModelOptions,
+) -> None:
+    """MicroOpt (paper 001): the slice model's fit, MicroOpt against Peak-alloc, Atlas(+) and CaDRL(+), the
+    ablation, allocations checked on the ground-truth simulator, per-domain agents (docs/microopt.md).
+
+    model: Table/Fig. 4; constant: Table I; thresholds: Fig. 6; dynamic: Figs. 7-8; ablation: Fig. 9;
+    groundtruth: Fig. 10; domains: paper 003's per-domain agents vs MicroOpt + SLA decomposition. The parts
+    after `model` reuse OUT/slice_model.pt (or --model) and train it first when it is missing.
+    """
+    from slicing.experiments.microopt import run_microopt_experiment
+
+    if part not in MICROOPT_PARTS:
+        raise typer.BadParameter(f"--part {part!r}: must be one of {', '.join(MICROOPT_PARTS)}")
+    s = options.build()
+    with progress_bar() as bar:
+        show = stage_progress(bar)
+        res = run_microopt_experiment(part, s, out, progress=show)
+    tables.print_microopt(res)
     emit_json(json_out, res)

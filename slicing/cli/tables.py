@@ -122,3 +122,51 @@ def print_sweep(sweep: Any, result: Any, extra_metrics: tuple[str, ...]) -> None
 
 def _cell(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def print_microopt(res: dict) -> None:
+    """One table per ``slicing experiment microopt`` part: ours beside the paper's where the paper has a number."""
+    part, paper = res["part"], res.get("paper", {})
+    if part == "model":
+        t = Table(title=f"slice model {res['version']}: ours (paper)")
+        t.add_column("split")
+        for m in ("nll", "mse", "mae"):
+            t.add_column(m.upper(), justify="right")
+        for split in ("train", "val", "test"):
+            t.add_row(split, *[f"{res[m][split]:.3f} ({paper[m][split]:.2f})" for m in ("nll", "mse", "mae")])
+        console.print(t)
+    elif "mean_norm" in res and isinstance(res["mean_norm"], dict):
+        saving_paper = paper.get("saving_pct", {})
+        t = Table(title=f"microopt --part {part}: mean normalised resource (eta^T r) and MicroOpt's saving")
+        for col in ("approach", "mean eta^T r", "saving %", "paper saving %", "max E[beta]-thresh"):
+            t.add_column(col, justify="left" if col == "approach" else "right")
+        excess = res.get("e_beta_excess", {})
+        if not excess and isinstance(res.get("max_e_beta_excess"), dict):
+            excess = res["max_e_beta_excess"]
+        for name, v in res["mean_norm"].items():
+            s, p = res.get("saving_pct", {}).get(name), saving_paper.get(name)
+            e = excess.get(name)
+            t.add_row(name, f"{v:.4f}", "" if s is None else f"{s:.2f}", "" if p is None else f"{p:.2f}",
+                      "" if e is None else f"{e:+.4f}")
+        console.print(t)
+    elif part == "ablation":
+        t = Table(title="microopt --part ablation: E[beta] on the full distribution (beta_thresh 0.1)")
+        for col in ("approach", "mean eta^T r", "mean E[beta]", "distributions violating"):
+            t.add_column(col, justify="left" if col == "approach" else "right")
+        for name, v in res["approaches"].items():
+            t.add_row(name, f"{v['mean_norm']:.4f}", f"{v['mean_e_beta']:.4f}", f"{v['violations']}/"
+                      f"{res['distributions']}")
+        console.print(t)
+    elif part == "groundtruth":
+        t = Table(title=f"microopt --part groundtruth: MicroOpt's allocations on the simulator "
+                        f"({res['intervals']} intervals each)")
+        for col in ("(q_thresh, beta_thresh)", "E[beta] simulator", "E[beta] model"):
+            t.add_column(col, justify="right")
+        for name, v in res["settings"].items():
+            t.add_row(name, f"{v['e_beta_groundtruth']:.4f}", f"{v['e_beta_model']:.4f}")
+        console.print(t)
+        console.print(f"settings over beta_thresh on the simulator: {res['exceeding']} (paper: "
+                      f"{paper.get('exceeding')})")
+    else:
+        console.print({k: v for k, v in res.items() if k not in ("paper", "plots")})
+    console.print(f"figures: {', '.join(res.get('plots', []))}")

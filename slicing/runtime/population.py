@@ -68,7 +68,7 @@ class Population:
                  model: QosEstimator | dict | None = None, storage: str | None = None, *, in_process: bool = False,
                  num_cpus_per_shard: float | None = None, threads_per_shard: int | None = None,
                  max_restarts: int = -1, max_task_retries: int = 3, fresh: bool = False,
-                 rl_checkpoint: str | None = None) -> None:
+                 rl_checkpoint: str | None = None, e2e: dict[str, Any] | None = None) -> None:
         if scheme not in RUNTIME_SCHEMES:
             raise FieldError(("scheme",), f"{scheme!r} is not a runtime scheme; choose from {list(RUNTIME_SCHEMES)}")
         if scheme == "idla" and model is None:
@@ -76,6 +76,7 @@ class Population:
         if scheme == "rl" and rl_checkpoint is None:
             raise FieldError(("rl_checkpoint",), "scheme 'rl' needs a checkpoint from `slicing train-rl`")
         self.rl_checkpoint = str(rl_checkpoint) if rl_checkpoint else None
+        self.e2e = e2e  # {"config", "model"}: the shards' microopt step (see shard.py), or None
         self.scenario, self.scheme, self.in_process = scenario, scheme, in_process
         self.bounds = partition(scenario, shards)
         self._hi = np.array([hi for _, hi in self.bounds], dtype=np.int64)  # [K] exclusive upper ids
@@ -103,7 +104,7 @@ class Population:
 
     # -- plumbing -------------------------------------------------------------------------------------------
     def _create(self, lo: int, hi: int, cpus: float | None, threads: int | None, restarts: int, retries: int):
-        args = (self.scenario, lo, hi, self.scheme, self.storage, None, threads, self.rl_checkpoint)
+        args = (self.scenario, lo, hi, self.scheme, self.storage, None, threads, self.rl_checkpoint, self.e2e)
         if self.in_process:
             return CellShard(*args)
         import ray
@@ -239,6 +240,10 @@ class Population:
     def allocations_array(self) -> np.ndarray:
         """[n_cells, S] current allocation of every cell."""
         return np.concatenate(self._get([self._call(s, "allocations_array") for s in self.shards]))
+
+    def e2e_allocations(self) -> list[dict[str, Any]]:
+        """Every shard's microopt step result (``CellShard.e2e_allocations``), shards without one left out."""
+        return [r for r in self._get([self._call(s, "e2e_allocations") for s in self.shards]) if r is not None]
 
     def shard_info(self) -> list[dict]:
         return self._get([self._call(s, "info") for s in self.shards])

@@ -16,6 +16,11 @@ of the cell range, and restored when the shard is (re)started. ``step`` and ``al
 for, so a call retried by Ray after a restart is either done (the restored state is before it) or answered from
 the stored result (the state is already past it): no period is simulated twice.
 
+With ``e2e`` (``{"config": E2eStepConfig fields, "model": slice-model payload}``), ``allocate`` also runs the
+``microopt`` step (``e2e_step.py``) once the history is full: transport Mbit/s and CPU millicores for every e2e
+slice instance of the shard, in one vectorised call; ``e2e_allocations()`` reads them. A failure of that step is
+reported in the allocation stats (``e2e_error``) and never touches the RAN shares.
+
 The estimator arrives as ``(version, ref)``: ``ref`` an ObjectRef (or a one-element list holding one, so Ray does
 not resolve it before the call) or the payload dict itself (in-process). The shard fetches and rebuilds it only
 when ``version`` differs from the one it holds (``reload_count``).
@@ -84,7 +89,7 @@ class CellShard:
 
     def __init__(self, scenario: Scenario, lo: int, hi: int, scheme: str = "traffic", storage: str | None = None,
                  estimator: tuple[str, Any] | None = None, threads: int | None = None,
-                 rl_checkpoint: str | None = None) -> None:
+                 rl_checkpoint: str | None = None, e2e: dict[str, Any] | None = None) -> None:
         if scheme not in RUNTIME_SCHEMES:
             raise ValueError(f"scheme: {scheme!r} is not a runtime scheme; choose from {list(RUNTIME_SCHEMES)}")
         if not 0 <= lo < hi <= scenario.cells:
@@ -113,6 +118,12 @@ class CellShard:
         self._last_step: dict | None = None
         self._last_alloc: dict | None = None
         self._kpis: dict[str, np.ndarray] | None = None  # last step's arrays (memory only)
+        self._e2e = None
+        if e2e is not None:
+            from slicing.runtime.e2e_step import E2eStep
+
+            self._e2e = E2eStep(e2e["config"], e2e["model"])
+        self._e2e_result: dict[str, Any] | None = None  # the microopt step's arrays of the current period
         if estimator is not None:
             self.set_estimator(*estimator)
         self.restored = self.restore()
@@ -237,9 +248,35 @@ class CellShard:
             self._snap = _Snapshot(shares, period, self._model_version, mask)
             self._last_alloc = {"period": period, "cells": len(mask), "fallback_cells": int((~ok).sum()),
                                 "warmup": warmup, "error": error, "model_version": self._model_version,
-                                "seconds": time.perf_counter() - t0}
+                                "seconds": time.perf_counter() - t0} | self._run_e2e(period, mask)
             self.checkpoint()
             return dict(self._last_alloc)
+
+    def _run_e2e(self, period: int, mask: np.ndarray) -> dict[str, Any]:
+        """The microopt step for ``period`` (stats for the allocation's answer); nothing before the history is full."""
+        if self._e2e is None or not self.history.ready:
+            return {}
+        t0 = time.perf_counter()
+        try:
+            res = self._e2e.allocate(self.sim.cell_ids, self.history.users(), mask)
+        except Exception as err:  # the RAN shares stand; the last e2e allocation is kept
+            return {"e2e_error": f"{type(err).__name__}: {err}"}
+        self._e2e_result = res | {"period": period}
+        return {"e2e_instances": len(res["group"]), "e2e_infeasible": int((~res["feasible"]).sum()),
+                "e2e_clipped": res["clipped"], "e2e_seconds": time.perf_counter() - t0, "e2e_error": None}
+
+    def e2e_allocations(self) -> dict[str, Any] | None:
+        """The microopt step's current result: {period, model_version, instances: [{group, slice, snssai,
+        transport_mbps, cpu_millicores, traffic_mean, traffic_std, e_beta, feasible}]}; None before the first."""
+        res = self._e2e_result
+        if res is None or self._e2e is None:
+            return None
+        rows = [{"group": int(g), "slice": int(j), "snssai": self.sim.snssai[int(j)],
+                 "transport_mbps": float(r[0]), "cpu_millicores": float(r[1]), "traffic_mean": float(m),
+                 "traffic_std": float(sd), "e_beta": float(e), "feasible": bool(f)}
+                for g, j, r, m, sd, e, f in zip(res["group"], res["slice"], res["r"], res["traffic_mean"],
+                                                res["traffic_std"], res["e_beta"], res["feasible"], strict=True)]
+        return {"period": int(res["period"]), "model_version": self._e2e.version, "instances": rows}
 
     @staticmethod
     def _sanitise(shares: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +362,7 @@ class CellShard:
                          "model_version": snap.model_version, "last_step": self._last_step,
                          "last_alloc": self._last_alloc},
                 "sim": self.sim.state_dict(), "history": self.history.state_dict(),
-                "alloc": snap.shares, "last_good": self._last_good}
+                "alloc": snap.shares, "last_good": self._last_good, "e2e": self._e2e_result}
 
     def load_state(self, state: dict[str, Any]) -> None:
         meta = state["meta"]
@@ -342,6 +379,7 @@ class CellShard:
         self._snap = _Snapshot(np.asarray(state["alloc"], dtype=np.float64), period, meta["model_version"],
                                self.sim.slice_mask(period))
         self._last_step, self._last_alloc = meta["last_step"], meta["last_alloc"]
+        self._e2e_result = state.get("e2e")
 
     def checkpoint(self) -> str | None:
         """Write the full state to the storage (if any); returns the object's path."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator, model_validator
 
 from slicing.config import HISTORY
 from slicing.data.kpi import KPI_VALUES, KpiValue
@@ -230,3 +230,80 @@ class TransferResponse(BaseModel):
     iterations: int
     ranking: list[RankedSource]
     agent: AgentInfo
+
+
+# ------------------------------------------------------------------------- POST /v1/e2e/allocate (MicroOpt)
+
+
+OpenFraction = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
+class TrafficForecast(_Request):
+    """The slice's predicted traffic over the next reconfiguration interval, in users/s: either a truncated-normal
+    forecast (``mean_users_per_s``, ``std_users_per_s``) or the predicted per-slot values (``samples``)."""
+
+    mean_users_per_s: PosFinite | None = Field(default=None, description="centre of the forecast (users/s)")
+    std_users_per_s: NonNegFinite = Field(default=0.0, description="its standard deviation (0 = constant)")
+    samples: list[NonNegFinite] | None = Field(default=None, min_length=1, max_length=10_000,
+                                               description="predicted users/s per slot (instead of mean/std)")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TrafficForecast:
+        if (self.mean_users_per_s is None) == (self.samples is None):
+            raise ValueError("give either mean_users_per_s (with std_users_per_s) or samples, not both or neither")
+        if self.samples is not None and self.std_users_per_s != 0.0:
+            raise ValueError("std_users_per_s goes with mean_users_per_s, not with samples")
+        return self
+
+
+class E2eSlaRequest(_Request):
+    """An end-to-end SLA to split across the RAN, transport and core domains (``slicing/optim/sla.py``)."""
+
+    latency_ms: PosFinite = Field(description="end-to-end latency budget (ms)")
+    reliability: OpenFraction = Field(description="probability that the e2e latency stays within the budget")
+    throughput_mbps: PosFinite = Field(description="slice throughput the domains must carry (Mbit/s)")
+
+
+class E2eSliceRequest(_Request):
+    slice_id: CellId = Field(description="any string id; echoed back")
+    traffic: TrafficForecast
+    q_thresh_mbps: PosFinite = Field(default=5.0, description="per-user throughput below which a slot degrades")
+    beta_thresh: OpenFraction = Field(default=0.1, description="allowed E[beta], the traffic-weighted share of "
+                                                               "degraded slots, in (0, 1)")
+    sla: E2eSlaRequest | None = Field(default=None, description="optional e2e SLA: per-domain targets are returned "
+                                                                "and the transport/CPU minimums bound MicroOpt")
+
+
+class E2eCapacity(_Request):
+    bandwidth_mbps: PosFinite = Field(description="transport bandwidth shared by the request's slices")
+    cpu_millicores: PosFinite = Field(description="CPU shared by the request's slices")
+
+
+class E2eAllocateRequest(_Request):
+    slices: list[E2eSliceRequest] = Field(min_length=1, description="at most max_e2e_slices_per_request (else 413)")
+    capacity: E2eCapacity | None = Field(default=None, description="shared capacity R (default: unconstrained)")
+
+
+class DomainTarget(BaseModel):
+    latency_ms: float
+    reliability: float
+    capacity_mbps: float = Field(description="service capacity the domain needs for its target")
+
+
+class E2eSliceAllocation(BaseModel):
+    slice_id: str
+    feasible: bool = Field(description="MicroOpt found an allocation with predicted E[beta] <= beta_thresh and the "
+                                       "SLA (if any) could be decomposed")
+    transport_mbps: float | None = None
+    cpu_millicores: float | None = None
+    normalised_resource: float | None = Field(default=None, description="eta^T r, eta = [1/50, 1/4500]")
+    predicted_e_beta: float | None = Field(default=None, description="E[beta] on the slice model (exact)")
+    targets: dict[str, DomainTarget] | None = Field(default=None, description="ran / transport / core targets")
+    ran_delay_req_ms: float | None = Field(default=None, description="the RAN latency target: the cells' d*")
+    reason: str | None = Field(default=None, description="why feasible is false")
+
+
+class E2eAllocateResponse(BaseModel):
+    model_version: str = Field(description="content hash of the slice model used")
+    allocator: Literal["microopt"] = "microopt"
+    slices: list[E2eSliceAllocation]

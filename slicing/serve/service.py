@@ -6,6 +6,8 @@ lazily, for the actors), so it is unit-testable in-process. The parts, one modul
 - ``estimators.Estimators``: the QoS estimator (file, population or trained; refreshed from the population) and
   the RL policy, loaded by a background thread started with ``start()``;
 - ``allocate.allocate``: stateless ``POST /v1/allocate``, every cell in one vectorised call;
+- ``e2e.allocate_e2e``: stateless ``POST /v1/e2e/allocate`` (MicroOpt over the request's e2e slices) with its
+  slice model (``e2e.SliceModels``);
 - ``population_client.PopulationClient``: the ``slicing-population`` actor (cell pages, one cell's allocation
   through a per-period cache, KPI ingest);
 - ``transfer_client.TransferClient``: the ``slicing-transfer`` actor (agents, transfers);
@@ -23,8 +25,9 @@ from typing import Any
 from slicing.config import IdlaConfig
 from slicing.models.qos_estimator import QosEstimator
 from slicing.serve.allocate import allocate
+from slicing.serve.e2e import SliceModels, allocate_e2e
 from slicing.serve.estimators import Estimators, train_fallback
-from slicing.serve.models import AllocateRequest
+from slicing.serve.models import AllocateRequest, E2eAllocateRequest
 from slicing.serve.population_client import PopulationClient, population_handle
 from slicing.serve.settings import ServiceSettings
 from slicing.serve.transfer_client import TransferClient
@@ -44,9 +47,11 @@ class SlicingService:
         self.population = PopulationClient(settings, population_lookup)
         self.estimators = Estimators(settings, self.population, train)
         self.transfers = TransferClient(settings)
+        self.slice_models = SliceModels(settings)
 
     def start(self) -> None:
         self.estimators.start()
+        self.slice_models.start()
 
     def stop(self) -> None:
         self.estimators.stop()
@@ -55,6 +60,10 @@ class SlicingService:
     def allocate(self, req: AllocateRequest) -> dict:
         """The response of POST /v1/allocate as plain data (``slicing/serve/allocate.py``)."""
         return allocate(req, self.estimators, self.settings, self.idla)
+
+    def allocate_e2e(self, req: E2eAllocateRequest) -> dict:
+        """The response of POST /v1/e2e/allocate as plain data (``slicing/serve/e2e.py``)."""
+        return allocate_e2e(req, self.slice_models, self.settings)
 
     async def readiness(self) -> dict:
         """GET /readyz: ready when the estimator is loaded and the population answers ready."""

@@ -16,6 +16,9 @@ environment of the replica process counts (set it with the deployment's ``runtim
 | ``SLICING_SEED`` | 0 | seed of that training and of IDLA's start points |
 | ``SLICING_POPULATION_TIMEOUT_S`` | 5 | timeout of one call to the population actor (then 503) |
 | ``SLICING_TORCH_THREADS`` | 1 | torch threads of a replica (more threads than free cores slows IDLA ~10x) |
+| ``SLICING_SLICE_MODEL_PATH`` | unset | e2e slice model file of ``POST /v1/e2e/allocate``; else one is trained |
+| ``SLICING_SLICE_MODEL_EPOCHS`` | 300 | epochs of that trained slice model |
+| ``SLICING_MAX_E2E_SLICES_PER_REQUEST`` | 20000 | more slices in one ``POST /v1/e2e/allocate`` -> 413 |
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class ServiceSettings(BaseSettings):
     seed: int = Field(default=0, ge=0, description="training and IDLA start-point seed")
     population_timeout_s: float = Field(default=5.0, gt=0, le=600, description="per call to the population actor")
     torch_threads: int = Field(default=1, ge=1, le=256, description="torch intra-op threads of a replica")
+    slice_model_path: Path | None = Field(default=None, description="saved e2e slice model (POST /v1/e2e/allocate)")
+    slice_model_epochs: int = Field(default=300, ge=1, le=100_000, description="epochs of the fallback slice model")
+    max_e2e_slices_per_request: int = Field(default=20_000, ge=1, le=1_000_000, description="413 above this")
 
     @property
     def ingest_enabled(self) -> bool:
