@@ -19,6 +19,7 @@ import requests
 from slicing.bench.serve import random_cells
 from slicing.config import HISTORY, build_scenario
 from slicing.serve.runner import deploy_app, free_port, wait_ready
+from tests.optim.slice_fixtures import tiny_slice_model_file
 
 TOKEN = "test-token-123"
 MAX_CELLS = 300
@@ -48,12 +49,14 @@ def svc(ray_session, tmp_path_factory):
             ray.get(pop.run_period.remote())
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
+        slice_model = tiny_slice_model_file(tmp_path_factory.mktemp("slice") / "slice.pt")
         deploy_app({"max_inflight_requests": 2, "max_cells_per_request": MAX_CELLS},
-                   env={"SLICING_API_TOKEN": TOKEN, "SLICING_RL_CHECKPOINT": rl_ckpt})
+                   env={"SLICING_API_TOKEN": TOKEN, "SLICING_RL_CHECKPOINT": rl_ckpt,
+                        "SLICING_SLICE_MODEL_PATH": str(slice_model)})
         base = f"http://127.0.0.1:{port}"
         wait_ready(base, timeout_s=120)
         yield {"base": base, "pop": pop, "cells": sc.cells, "version": ray.get(pop.model_version.remote()),
-               "rl_checkpoint": rl_ckpt, "scenario": sc}
+               "rl_checkpoint": rl_ckpt, "scenario": sc, "slice_model": slice_model}
     finally:
         serve.shutdown()
         try:
@@ -91,7 +94,8 @@ def test_health_and_readiness(svc) -> None:
 def test_openapi_lists_the_v1_contract(svc) -> None:
     spec = get(svc, "/openapi.json").json()
     assert {"/healthz", "/readyz", "/v1/allocate", "/v1/cells", "/v1/cells/{cell_id}/allocation",
-            "/v1/kpis"} <= set(spec["paths"])
+            "/v1/kpis", "/v1/e2e/allocate"} <= set(spec["paths"])
+    assert {"413", "422", "503"} <= set(spec["paths"]["/v1/e2e/allocate"]["post"]["responses"])
     assert "413" in spec["paths"]["/v1/allocate"]["post"]["responses"]
     assert "401" in spec["paths"]["/v1/kpis"]["post"]["responses"]
 
@@ -361,3 +365,36 @@ def test_overload_is_503_with_retry_after(svc) -> None:
     for r in rejected:
         assert int(r.headers["Retry-After"]) >= 0 and "overloaded" in r.json()["detail"]
     assert get(svc, "/healthz").status_code == 200  # probes are not limited
+
+
+# ------------------------------------------------------------------------------------------- e2e slices
+
+
+def test_e2e_allocate_over_http(svc) -> None:
+    from slicing.models.slice_model import load_slice_model
+
+    body = {"slices": [{"slice_id": "embb-1", "traffic": {"mean_users_per_s": 2.0, "std_users_per_s": 0.5},
+                        "q_thresh_mbps": 4.0, "beta_thresh": 0.2,
+                        "sla": {"latency_ms": 40.0, "reliability": 0.999, "throughput_mbps": 8.0}},
+                       {"slice_id": "urllc-1", "traffic": {"samples": [1.0, 1.5, 2.0]},
+                        "sla": {"latency_ms": 2.0, "reliability": 0.99999, "throughput_mbps": 1.0}}]}
+    r = post(svc, "/v1/e2e/allocate", body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["model_version"] == load_slice_model(svc["slice_model"]).version
+    ok, bad = out["slices"]
+    assert ok["feasible"] and ok["predicted_e_beta"] <= 0.2 + 1e-6 and set(ok["targets"]) == {"ran", "transport",
+                                                                                                "core"}
+    assert not bad["feasible"] and "latency_ms" in bad["reason"]  # an infeasible SLA is an answer, not a 500
+
+
+@pytest.mark.parametrize(("mutate", "path"), [
+    (lambda s: s.update(beta_thresh=1.5), "body.slices.0.beta_thresh"),
+    (lambda s: s["traffic"].update(mean_users_per_s=-1.0), "body.slices.0.traffic.mean_users_per_s"),
+    (lambda s: s["traffic"].update(mean_users_per_s=50.0), "body.slices.0.traffic.mean_users_per_s")])
+def test_e2e_allocate_bad_input_is_422_naming_the_field(svc, mutate, path: str) -> None:
+    one = {"slice_id": "a", "traffic": {"mean_users_per_s": 2.0}}
+    mutate(one)
+    r = post(svc, "/v1/e2e/allocate", {"slices": [one]})
+    assert r.status_code == 422, r.text
+    assert path in [d["path"] for d in r.json()["detail"]]

@@ -37,7 +37,8 @@ TRANSFER_FLAGS = {"iterations": "--iterations", "early": "--early", "pretrain_it
 MICROOPT_FLAGS = {"seed": "--seed", "model": "--model", "epochs": "--epochs", "atlas_iterations": "--atlas-iterations",
                   "cadrl_iterations": "--cadrl-iterations", "cadrl_plus_iterations": "--cadrl-plus-iterations",
                   "sigma_mean": "--sigma-mean", "sigma_max": "--sigma-max", "slots": "--slots",
-                  "gt_intervals": "--gt-intervals", "domain_iterations": "--domain-iterations"}
+                  "gt_intervals": "--gt-intervals", "domain_slices": "--domain-slices",
+                  "domain_iterations": "--domain-iterations"}
 
 # ------------------------------------------------------------------------------- experiment safety (paper 003)
 

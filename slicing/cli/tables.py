@@ -138,7 +138,7 @@ def print_microopt(res: dict) -> None:
     elif "mean_norm" in res and isinstance(res["mean_norm"], dict):
         saving_paper = paper.get("saving_pct", {})
         t = Table(title=f"microopt --part {part}: mean normalised resource (eta^T r) and MicroOpt's saving")
-        for col in ("approach", "mean eta^T r", "saving %", "paper saving %", "max E[beta]-thresh"):
+        for col in ("approach", "mean eta^T r", "saving %", "paper saving %", "max E\\[beta]-thresh"):
             t.add_column(col, justify="left" if col == "approach" else "right")
         excess = res.get("e_beta_excess", {})
         if not excess and isinstance(res.get("max_e_beta_excess"), dict):
@@ -150,8 +150,8 @@ def print_microopt(res: dict) -> None:
                       "" if e is None else f"{e:+.4f}")
         console.print(t)
     elif part == "ablation":
-        t = Table(title="microopt --part ablation: E[beta] on the full distribution (beta_thresh 0.1)")
-        for col in ("approach", "mean eta^T r", "mean E[beta]", "distributions violating"):
+        t = Table(title="microopt --part ablation: E\\[beta] on the full distribution (beta_thresh 0.1)")
+        for col in ("approach", "mean eta^T r", "mean E\\[beta]", "distributions violating"):
             t.add_column(col, justify="left" if col == "approach" else "right")
         for name, v in res["approaches"].items():
             t.add_row(name, f"{v['mean_norm']:.4f}", f"{v['mean_e_beta']:.4f}", f"{v['violations']}/"
@@ -160,13 +160,21 @@ def print_microopt(res: dict) -> None:
     elif part == "groundtruth":
         t = Table(title=f"microopt --part groundtruth: MicroOpt's allocations on the simulator "
                         f"({res['intervals']} intervals each)")
-        for col in ("(q_thresh, beta_thresh)", "E[beta] simulator", "E[beta] model"):
+        for col in ("(q_thresh, beta_thresh)", "E\\[beta] simulator", "E\\[beta] model"):
             t.add_column(col, justify="right")
         for name, v in res["settings"].items():
             t.add_row(name, f"{v['e_beta_groundtruth']:.4f}", f"{v['e_beta_model']:.4f}")
         console.print(t)
         console.print(f"settings over beta_thresh on the simulator: {res['exceeding']} (paper: "
                       f"{paper.get('exceeding')})")
+    elif part == "domains":
+        t = Table(title=f"microopt --part domains: {res['slices']} unseen SLA-carrying slices")
+        for col in ("approach", "mean eta^T r", "mean E\\[beta] model", "model violations", "simulator violation rate"):
+            t.add_column(col, justify="left" if col == "approach" else "right")
+        for name, v in res["approaches"].items():
+            t.add_row(name, f"{v['mean_norm']:.4f}", f"{v['mean_e_beta']:.4f}", str(v["model_violations"]),
+                      f"{v['groundtruth_violation_rate']:.3f}")
+        console.print(t)
     else:
         console.print({k: v for k, v in res.items() if k not in ("paper", "plots")})
     console.print(f"figures: {', '.join(res.get('plots', []))}")

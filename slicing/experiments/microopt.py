@@ -71,6 +71,8 @@ PAPER: dict[str, Any] = {
                                "peak": 20.74}},
     "ablation": {"finding": "MicroOpt-0sigma exceeds beta_thresh; MicroOpt-2sigma stays far below it with more "
                             "resource; MicroOpt meets it (Fig. 9)"},
+    "domains": {"finding": "paper 003 proposes per-domain DRL agents over SLA-decomposed targets and reports no "
+                           "numbers for them; the comparison with MicroOpt + decomposition is ours"},
     "groundtruth": {"finding": "testbed E[beta] below beta_thresh for most settings; slightly above at "
                                "(beta_thresh, q_thresh) = (0.1, 3.0) and (0.2, 5.0) (Fig. 10)",
                     "exceeding": [[0.1, 3.0], [0.2, 5.0]]},
@@ -193,18 +195,25 @@ def run_atlas(model: SliceModel, traffic: np.ndarray, q_thresh: np.ndarray, beta
     return {"r": np.stack(rows)}
 
 
+def _model_path(s: MicroOptExperimentSettings, out: Path) -> Path:
+    return Path(s.model) if s.model is not None else out / "slice_model.pt"
+
+
 def train_cadrl_policy(s: MicroOptExperimentSettings, out: Path, traffic: np.ndarray | None = None,
                        q_thresh: float | None = None, beta_thresh: float | None = None,
-                       iterations: int | None = None) -> Any:
-    """CaDRL over the family (``traffic`` None) or CaDRL+ for one predicted distribution ``traffic [1, T]``."""
+                       iterations: int | None = None, where: str = "cadrl", progress: Progress | None = None,
+                       label: str = "CaDRL") -> Any:
+    """CaDRL over the family (``traffic`` None) or CaDRL+ for one predicted distribution ``traffic [1, T]``;
+    the RLlib checkpoint goes to ``out/<where>``."""
     from slicing.rl.cadrl import CadrlSettings, train_cadrl
     from slicing.runtime.ray_util import ensure_ray
 
     ensure_ray()
-    settings = CadrlSettings(iterations=iterations or s.cadrl_iterations, seed=s.seed)
-    model_path = Path(s.model) if s.model is not None else out / "slice_model.pt"
+    settings = CadrlSettings(iterations=iterations or s.cadrl_iterations, seed=s.seed, slots=s.slots,
+                             stds=(0.0, s.sigma_mean, s.sigma_max))
     thresholds = None if traffic is None else (q_thresh, beta_thresh)
-    return train_cadrl(str(model_path), settings, traffic=traffic, thresholds=thresholds)
+    return train_cadrl(str(_model_path(s, out)), settings, out / where, traffic=traffic, thresholds=thresholds,
+                       progress=progress, label=label)
 
 
 def run_cadrl(policy: Any, traffic: np.ndarray, q_thresh: np.ndarray, beta_thresh: np.ndarray) -> dict[str, Any]:
@@ -259,7 +268,7 @@ def part_constant(s, out, progress, model) -> dict[str, Any]:
     q, b = np.full(len(levels), 5.0), np.full(len(levels), 0.1)
     results = {"microopt": run_microopt(model, traffic, q, b, s.seed),
                "atlas": run_atlas(model, traffic, q, b, s, plus=False, progress=progress),
-               "cadrl": run_cadrl(train_cadrl_policy(s, out), traffic, q, b),
+               "cadrl": run_cadrl(train_cadrl_policy(s, out, progress=progress), traffic, q, b),
                "peak": run_peak(model, len(levels))}
     _finish(model, traffic, q, results)
     table = {k: [[float(levels[i]), round(float(v["r"][i, 1]), 2), round(float(v["r"][i, 0]), 2),
@@ -287,7 +296,7 @@ def part_thresholds(s, out, progress, model) -> dict[str, Any]:
     traffic = constant_traffic(levels, s.slots)
     results = {"microopt": run_microopt(model, traffic, q, b, s.seed),
                "atlas": run_atlas(model, traffic, q, b, s, plus=False, progress=progress),
-               "cadrl": run_cadrl(train_cadrl_policy(s, out), traffic, q, b),
+               "cadrl": run_cadrl(train_cadrl_policy(s, out, progress=progress), traffic, q, b),
                "peak": run_peak(model, len(levels))}
     _finish(model, traffic, q, results)
     mean_norm = {k: round(float(v["norm"].mean()), 4) for k, v in results.items()}
@@ -308,11 +317,12 @@ def part_dynamic(s, out, progress, model) -> dict[str, Any]:
     results = {"microopt": run_microopt(model, traffic, q, b, s.seed),
                "atlas": run_atlas(model, traffic, q, b, s, plus=False, progress=progress),
                "atlas_plus": run_atlas(model, traffic, q, b, s, plus=True, progress=progress, stage="Atlas+"),
-               "cadrl": run_cadrl(train_cadrl_policy(s, out), traffic, q, b),
+               "cadrl": run_cadrl(train_cadrl_policy(s, out, progress=progress), traffic, q, b),
                "peak": run_peak(model, len(means))}
     plus = []
     for i in range(len(means)):
-        policy = train_cadrl_policy(s, out, traffic[i:i + 1], 5.0, 0.1, iterations=s.cadrl_plus_iterations)
+        policy = train_cadrl_policy(s, out, traffic[i:i + 1], 5.0, 0.1, iterations=s.cadrl_plus_iterations,
+                                    where=f"cadrl_plus/{i}")
         plus.append(run_cadrl(policy, traffic[i:i + 1], q[i:i + 1], b[i:i + 1])["r"][0])
         if progress:
             progress("CaDRL+", i + 1, len(means))
@@ -387,9 +397,36 @@ def part_groundtruth(s, out, progress, model) -> dict[str, Any]:
 
 
 def part_domains(s, out, progress, model) -> dict[str, Any]:
-    from slicing.rl.domains import run_domains_experiment
+    """Paper 003's per-domain agents against MicroOpt + SLA decomposition, on the same SLA-carrying slices."""
+    from slicing.rl.cadrl import CadrlSettings
+    from slicing.rl.domains import domain_slices, train_domain_agents
+    from slicing.runtime.ray_util import ensure_ray
 
-    return run_domains_experiment(model, s, out, progress)
+    ensure_ray()
+    stds = (0.0, s.sigma_mean, s.sigma_max)
+    settings = CadrlSettings(iterations=s.domain_iterations, batch=1024, seed=s.seed, slots=s.slots, stds=stds)
+    policy = train_domain_agents(str(_model_path(s, out)), settings, out / "domains", progress)
+    sl = domain_slices(s.domain_slices, np.random.default_rng(s.seed + 1000), s.slots, stds)  # unseen slices
+    mo = run_microopt(model, sl.traffic, sl.q_thresh, sl.beta_thresh, s.seed)["r"]
+    results = {"microopt_decomposition": {"r": np.maximum(mo, sl.r_min)}, "domain_agents": {"r": policy.allocate(sl)},
+               "decomposition_floor": {"r": sl.r_min}}
+    _finish(model, sl.traffic, sl.q_thresh, results)
+    cfg = E2eConfig(seed=s.seed + 1, slots_per_interval=s.slots)
+    summary = {}
+    for name, res in results.items():
+        gt = ground_truth_e_beta(cfg, res["r"], sl.mean, sl.std, sl.q_thresh, s.gt_intervals)  # [I, intervals]
+        summary[name] = {"mean_norm": round(float(res["norm"].mean()), 4),
+                         "mean_e_beta": round(float(res["e_beta"].mean()), 4),
+                         "model_violations": int((res["e_beta"] > sl.beta_thresh + 1e-3).sum()),
+                         "groundtruth_violation_rate": round(float((gt.mean(axis=1) > sl.beta_thresh).mean()), 4),
+                         "groundtruth_mean_e_beta": round(float(gt.mean()), 4)}
+    base = summary["microopt_decomposition"]["mean_norm"]
+    fig = plots.domains(summary, [h["reward"] for h in policy.history], out / "domains.png")
+    training = policy.history[-1] | {"iterations": len(policy.history)}
+    return {"approaches": summary, "slices": len(sl), "training": training,
+            "saving_pct": {"domain_agents": round(100.0 * (summary["domain_agents"]["mean_norm"] - base)
+                                                  / summary["domain_agents"]["mean_norm"], 2)},
+            "paper": PAPER["domains"], "plots": [str(fig)]}
 
 
 PARTS: dict[str, Callable[..., dict[str, Any]]] = {

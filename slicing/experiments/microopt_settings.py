@@ -34,5 +34,7 @@ class MicroOptExperimentSettings(Strict):
     slots: int = Field(default=60, ge=2, le=10_000, description="slots of one reconfiguration interval")
     gt_intervals: int = Field(default=20, ge=1, le=10_000, description="intervals simulated per allocation in "
                                                                       "--part groundtruth")
+    domain_slices: int = Field(default=60, ge=1, le=100_000, description="unseen SLA-carrying slices the "
+                                                                         "per-domain agents are compared on")
     domain_iterations: int = Field(default=30, ge=1, le=10_000, description="PPO iterations of the per-domain "
                                                                             "agents (--part domains)")

@@ -24,6 +24,7 @@ the exact E[beta] on the full predicted distribution, so Atlas's over- or under-
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -90,11 +91,14 @@ def _one(qos: QosModel, x: torch.Tensor, q_thresh: float, beta_thresh: float, et
     for _ in range(s.iterations):
         y = torch.logit(beta.clamp(_CLIP, 1 - _CLIP))[:, None]
         gp = SingleTaskGP(u, y, train_Yvar=torch.full_like(y, s.noise))
-        # a failed fit keeps the prior hyper-parameters; the loop goes on
-        with contextlib.suppress(Exception):
+        # a failed fit keeps the prior hyper-parameters; the loop goes on. Jitter and input-scaling notices of
+        # gpytorch/BoTorch are expected on a few dozen logit observations and say nothing to a user.
+        with contextlib.suppress(Exception), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
         cand = sobol.draw(s.candidates, dtype=dt)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             sample = gp.posterior(cand).rsample(torch.Size([1]))[0, :, 0]  # [C] one joint Thompson draw
         acq = (cand * rmax) @ eta_t + lam * (torch.sigmoid(sample) - beta_thresh)
         pick = cand[int(torch.argmin(acq))][None, :]
@@ -139,6 +143,6 @@ def atlas(qos: QosModel, traffic: np.ndarray, q_thresh: np.ndarray | float, beta
     with torch.no_grad():
         x = torch.as_tensor(x_np, dtype=torch.float32)
         mu, sigma = qos(x, torch.as_tensor(r_all, dtype=torch.float32))
-        e_beta = strict_e_beta(mu, sigma, x, torch.as_tensor(q, dtype=torch.float32)).double().numpy()
+        e_beta = strict_e_beta(mu, sigma, x, torch.as_tensor(q.copy(), dtype=torch.float32)).double().numpy()
     return AtlasResult(r=r_all, e_beta=e_beta, objective=r_all @ eta, feasible=np.array(feasible),
                        evaluations=s.initial + s.iterations, history=history)

@@ -170,6 +170,11 @@ class Population:
                    "warmup": any(a["warmup"] for a in allocs),
                    "errors": [a["error"] for a in allocs if a["error"]],
                    "utility_mean": float(np.dot(cells, [st["utility_mean"] for st in steps]) / cells.sum())}
+            e2e = [a for a in allocs if "e2e_instances" in a]
+            if e2e:  # the microopt step ran (see shard.py)
+                out |= {k: sum(a[k] for a in e2e) for k in ("e2e_instances", "e2e_infeasible", "e2e_clipped")}
+                out["e2e_s"] = max(a["e2e_seconds"] for a in e2e)
+            out["errors"] += [f"e2e: {a['e2e_error']}" for a in allocs if a.get("e2e_error")]
             self.timings.append(dict(out))
             if kpis:
                 parts_k = [st.get("kpis") for st in steps]

@@ -1,0 +1,60 @@
+"""The population's microopt step: e2e slice instances per site group, allocated in one MicroOpt call per shard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from slicing.models.slice_model import load_slice_model, slice_model_payload
+from slicing.runtime.e2e_step import E2eStep, E2eStepConfig
+from slicing.runtime.population import Population
+from tests.optim.slice_fixtures import tiny_slice_model_file
+
+
+@pytest.fixture(scope="module")
+def payload(tmp_path_factory):
+    model = load_slice_model(tiny_slice_model_file(tmp_path_factory.mktemp("slice") / "slice.pt"))
+    return slice_model_payload(model)
+
+
+def test_instances_are_site_groups_with_summed_users(payload) -> None:
+    step = E2eStep({"sites_per_instance": 2, "users_per_traffic_unit": 10.0}, payload)
+    cells = np.arange(12)  # 4 sites -> 2 groups
+    hist = np.zeros((12, 2, 4))
+    hist[:6, 0] = 5.0  # group 0, slice 0: 6 cells x 5 users = 30 users -> 3 users/s
+    hist[6:, 0] = 2.0  # group 1, slice 0: 12 users -> 1.2 users/s
+    hist[6:, 1] = 100.0  # group 1, slice 1: 600 users -> clipped at the model's 5 users/s
+    mask = np.zeros((12, 2), dtype=bool)
+    mask[:, 0] = True
+    mask[6:9, 1] = True  # slice 1 active in 3 cells of group 1 only
+    hist[9:, 1] = 1e6  # inactive cells' users do not count
+    res = step.allocate(cells, hist, mask)
+    assert list(zip(res["group"].tolist(), res["slice"].tolist(), strict=True)) == [(0, 0), (1, 0), (1, 1)]
+    np.testing.assert_allclose(res["traffic_mean"], [3.0, 1.2, 5.0])
+    assert res["clipped"] == 1
+    assert res["feasible"].all() and (res["e_beta"] <= 0.1 + 1e-6).all()
+    assert res["r"][0] @ [1 / 50, 1 / 4500] > res["r"][1] @ [1 / 50, 1 / 4500]  # more traffic, more resource
+
+
+def test_bad_config_is_refused_naming_the_field(payload) -> None:
+    with pytest.raises(ValueError, match="beta_thresh"):
+        E2eStep({"beta_thresh": 1.5}, payload)
+
+
+def test_population_runs_the_microopt_step_each_period(scenario, payload) -> None:
+    e2e = {"config": E2eStepConfig(users_per_traffic_unit=20.0).model_dump(), "model": payload}
+    pop = Population(scenario, 2, "traffic", in_process=True, e2e=e2e)
+    stats = [pop.run_period() for _ in range(6)]
+    assert "e2e_instances" not in stats[0]  # nothing before the history is full
+    last = stats[-1]
+    assert last["e2e_instances"] > 0, last
+    results = pop.e2e_allocations()
+    assert len(results) == 2  # one per shard
+    sites = set()
+    for shard_result in results:
+        assert shard_result["model_version"] == payload["version"]
+        for row in shard_result["instances"]:
+            assert 0 <= row["transport_mbps"] <= 50 and 0 <= row["cpu_millicores"] <= 4500
+            assert row["snssai"]
+            sites.add(row["group"])
+    assert sites == set(range(scenario.cells // 3))  # every site has its instances
