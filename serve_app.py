@@ -9,7 +9,8 @@ Run it:
 Endpoints (README.md, "HTTP service and clusters"): ``GET /healthz``, ``GET /readyz``, ``POST /v1/allocate``,
 ``GET /v1/cells``, ``GET /v1/cells/{cell_id}/allocation``, ``POST /v1/kpis``, ``GET /v1/agents``,
 ``POST /v1/transfer`` (the ``slicing-transfer`` actor, ``slicing/runtime/transfer_actor.py``),
-``POST /v1/e2e/allocate`` (MicroOpt for e2e slices, ``slicing/serve/e2e.py``), ``GET /openapi.json``.
+``POST /v1/e2e/allocate`` (MicroOpt for e2e slices, ``slicing/serve/e2e.py``), ``GET /v1/e2e/allocations`` (the
+population's microopt step), ``GET /openapi.json``.
 
 Errors: 422 ``{"detail": [{"path": "body.cells.0.slices.1.users_history", "msg", "type"}]}``; 404 unknown cell;
 413 more cells than ``max_cells_per_request``; 401 bearer token; 503 + ``Retry-After`` on overload, while the
@@ -47,6 +48,7 @@ from slicing.serve.models import (
     CellsPage,
     E2eAllocateRequest,
     E2eAllocateResponse,
+    E2ePage,
     ErrorBody,
     Health,
     KpiIngest,
@@ -224,6 +226,14 @@ class SlicingIngress:
               responses={**ERRORS, 413: {"model": ErrorBody, "description": "too many slices"}})
     async def allocate_e2e(self, req: E2eAllocateRequest) -> JSONResponse:
         return JSONResponse(await asyncio.to_thread(self.svc.allocate_e2e, req))
+
+    @api.get("/v1/e2e/allocations", response_model=E2ePage,
+             summary="page of the running population's e2e slice instances (its microopt step): transport Mbit/s "
+                     "and CPU millicores per site group and slice",
+             responses={**ERRORS, 404: {"model": ErrorBody, "description": "the population runs no microopt step "
+                                                                          "(yet)"}})
+    async def e2e_allocations(self, limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0)) -> dict:
+        return await self.svc.population.e2e_page(limit, offset)
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:

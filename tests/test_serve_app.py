@@ -43,13 +43,16 @@ def svc(ray_session, tmp_path_factory):
     # an untrained (0-iteration) PPO checkpoint: enough to serve scheme rl through the real loading path
     rl_ckpt = train(sc, TrainSettings(algo="ppo", iterations=0, region=6, episode_len=4, hidden=(16,)),
                     tmp_path_factory.mktemp("rl"))["checkpoint"]
-    pop = start_population_actor(sc, 2, "idla", model)
+    from slicing.models.slice_model import load_slice_model, slice_model_payload
+
+    slice_model = tiny_slice_model_file(tmp_path_factory.mktemp("slice") / "slice.pt")
+    e2e = {"config": {}, "model": slice_model_payload(load_slice_model(slice_model))}
+    pop = start_population_actor(sc, 2, "idla", model, e2e=e2e)
     try:
         for _ in range(HISTORY):
             ray.get(pop.run_period.remote())
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        slice_model = tiny_slice_model_file(tmp_path_factory.mktemp("slice") / "slice.pt")
         deploy_app({"max_inflight_requests": 2, "max_cells_per_request": MAX_CELLS},
                    env={"SLICING_API_TOKEN": TOKEN, "SLICING_RL_CHECKPOINT": rl_ckpt,
                         "SLICING_SLICE_MODEL_PATH": str(slice_model)})
@@ -398,3 +401,19 @@ def test_e2e_allocate_bad_input_is_422_naming_the_field(svc, mutate, path: str) 
     r = post(svc, "/v1/e2e/allocate", {"slices": [one]})
     assert r.status_code == 422, r.text
     assert path in [d["path"] for d in r.json()["detail"]]
+
+
+def test_population_e2e_allocations_are_paged(svc) -> None:
+    from slicing.models.slice_model import load_slice_model
+
+    first = get(svc, "/v1/e2e/allocations?limit=5")
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert page["model_version"] == load_slice_model(svc["slice_model"]).version
+    assert page["total"] >= svc["cells"] // 3  # at least one active slice per site
+    assert len(page["instances"]) == 5
+    for row in page["instances"]:
+        assert 0 <= row["transport_mbps"] <= 50 and 0 <= row["cpu_millicores"] <= 4500
+    nxt = get(svc, "/v1/e2e/allocations?limit=5&offset=5").json()
+    assert [(r["group"], r["slice"]) for r in nxt["instances"]] != [(r["group"], r["slice"]) for r in page["instances"]]
+    assert get(svc, "/v1/e2e/allocations?limit=0").status_code == 422

@@ -1,4 +1,4 @@
-"""`slicing bench` (core, --shards), `slicing bench rl`, `slicing bench serve`."""
+"""`slicing bench` (core, --shards), `slicing bench rl`, `slicing bench microopt`, `slicing bench serve`."""
 
 from __future__ import annotations
 
@@ -62,6 +62,27 @@ def bench_rl_cmd(
 
     emit_json(json_out, bench_rl(cells=cells, inference_cells=inference_cells, log=console.print))
 
+
+
+@bench_app.command("microopt")
+@guarded
+def bench_microopt_cmd(
+    instances: int = typer.Option(10_000, min=1, max=1_000_000, help="e2e slice instances in the one MicroOpt call"),
+    slots: int = typer.Option(16, min=1, max=1000, help="traffic points per instance"),
+    model: Path | None = typer.Option(None, help="a saved slice model (default: train one for 300 epochs first)"),
+    seed: int = typer.Option(0, min=0, help="seed of the instances and the allocator"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Time MicroOpt over N instances in one call against one Peak-alloc grid evaluation of them (target <= 3x)."""
+    from slicing.bench.microopt import bench_microopt
+
+    if model is not None and not model.is_file():
+        raise typer.BadParameter(f"--model {model}: no such file")
+    result = bench_microopt(instances, slots, model, seed, log=console.print)
+    console.print(f"ratio MicroOpt / Peak-alloc grid = {result['ratio']:.2f} (target <= 3); feasible "
+                  f"{result['feasible_share']:.1%}, mean eta^T r {result['mean_norm_microopt']:.3f} vs Peak-alloc "
+                  f"{result['mean_norm_peak_at_thresholds']:.3f}")
+    emit_json(json_out, result)
 
 
 @bench_app.command("serve")

@@ -41,6 +41,9 @@ def serve(
                                                           "deploy the HTTP app with `serve deploy cluster/serve.yaml`"),
     max_inflight: int | None = typer.Option(None, min=1, help="requests in progress per replica before 503"),
     max_cells: int | None = typer.Option(None, min=1, help="cells per POST /v1/allocate before 413"),
+    slice_model: Path | None = typer.Option(None, "--slice-model", help="an e2e slice model (`slicing experiment "
+                                            "microopt --part model`): the population then runs the microopt step "
+                                            "(GET /v1/e2e/allocations) and POST /v1/e2e/allocate uses it"),
 ) -> None:
     """Run the HTTP service (serve_app.py) on Ray Serve over a simulated, sharded population until Ctrl-C.
 
@@ -54,11 +57,14 @@ def serve(
     if no_http and address == "local":
         raise typer.BadParameter("--no-http needs --address of a running cluster (the population would stop with "
                                  "this process)")
+    if slice_model is not None and not slice_model.is_file():
+        raise typer.BadParameter(f"--slice-model {slice_model}: no such file")
     sc = load(scenario, overrides) if (scenario is not None or overrides) else None
     n_cells = cells if cells is not None else (None if scenario is not None else 300)
     svc = LocalService(host=host, port=port, cells=n_cells, scenario=sc, shards=shards,
                        period_s=period_s, estimator=estimator, address=address,
-                       settings=_serve_settings(max_inflight, max_cells), log=console.print)
+                       settings=_serve_settings(max_inflight, max_cells), log=console.print,
+                       slice_model=slice_model)
     if no_http:
         svc.start_population()
         console.print("population started (detached); now `serve deploy cluster/serve.yaml`")

@@ -250,6 +250,20 @@ class Population:
         """Every shard's microopt step result (``CellShard.e2e_allocations``), shards without one left out."""
         return [r for r in self._get([self._call(s, "e2e_allocations") for s in self.shards]) if r is not None]
 
+    def e2e_page(self, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """A page of the e2e slice instances of the last microopt step, in (group, slice) order over the shards:
+        {period, model_version, total, limit, offset, instances}. LookupError when the population runs no
+        microopt step, or before its first (the history is not full yet)."""
+        if self.e2e is None:
+            raise LookupError("this population runs no microopt step (start it with an e2e slice model, "
+                              "`slicing serve --slice-model PATH`)")
+        parts = self.e2e_allocations()
+        if not parts:
+            raise LookupError("no microopt step yet: it runs once the history is full")
+        rows = [row for part in parts for row in part["instances"]]
+        return {"period": min(part["period"] for part in parts), "model_version": parts[0]["model_version"],
+                "total": len(rows), "limit": limit, "offset": offset, "instances": rows[offset:offset + limit]}
+
     def shard_info(self) -> list[dict]:
         return self._get([self._call(s, "info") for s in self.shards])
 

@@ -101,6 +101,9 @@ class PopulationService:
     def n_cells(self) -> int:
         return self.population.n_cells()
 
+    def e2e_page(self, limit: int = 100, offset: int = 0) -> dict:
+        return self.population.e2e_page(limit, offset)
+
     def ingest(self, records: list[dict]) -> int:
         return self.population.ingest(records)
 

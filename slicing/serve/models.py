@@ -307,3 +307,24 @@ class E2eAllocateResponse(BaseModel):
     model_version: str = Field(description="content hash of the slice model used")
     allocator: Literal["microopt"] = "microopt"
     slices: list[E2eSliceAllocation]
+
+
+class E2eInstance(BaseModel):
+    group: int = Field(description="site group id: (cell id // 3) // sites_per_instance")
+    slice: int = Field(description="slice index in the scenario's catalogue")
+    snssai: str
+    transport_mbps: float
+    cpu_millicores: float
+    traffic_mean: float = Field(description="forecast centre, users/s of the slice model")
+    traffic_std: float
+    e_beta: float = Field(description="predicted E[beta] on the slice model")
+    feasible: bool
+
+
+class E2ePage(BaseModel):
+    period: int = Field(description="the period the microopt step ran for")
+    model_version: str = Field(description="content hash of the slice model")
+    total: int
+    limit: int
+    offset: int
+    instances: list[E2eInstance]

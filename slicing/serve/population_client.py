@@ -110,7 +110,7 @@ class PopulationClient:
             if isinstance(err, RayActorError):
                 self._actor = None
                 raise unavailable("population not available", retry) from None
-            cause = unwrap(err, KeyError, ValueError)  # UnknownCell (a KeyError), a FieldError naming the record
+            cause = unwrap(err, LookupError, ValueError)  # UnknownCell (a KeyError), no e2e step, a FieldError
             if cause is not err:
                 raise cause from None
             raise
@@ -127,6 +127,13 @@ class PopulationClient:
     async def cells(self, limit: int, offset: int) -> dict:
         ids, total = await asyncio.gather(self.call("cell_ids", limit, offset), self.call("n_cells"))
         return {"cells": [str(int(i)) for i in ids], "total": int(total), "limit": limit, "offset": offset}
+
+    async def e2e_page(self, limit: int, offset: int) -> dict:
+        """A page of the population's e2e slice instances (its microopt step); 404 when it runs none (yet)."""
+        try:
+            return await self.call("e2e_page", limit, offset)
+        except LookupError as err:
+            raise ServiceError(404, str(err).strip("'\"")) from None
 
     async def cell_allocation(self, cell_id: str) -> dict:
         """A cell's current allocation with its RRM policy ratios, from the per-period cache when possible."""

@@ -103,7 +103,8 @@ class LocalService:
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, cells: int | None = 300,
                  scenario: Scenario | None = None, shards: int = 1, period_s: float = 900.0,
                  estimator: Path | None = None, address: str = "local", seed: int = 0,
-                 settings: dict[str, Any] | None = None, log: Log = print, train_epochs: int = 40) -> None:
+                 settings: dict[str, Any] | None = None, log: Log = print, train_epochs: int = 40,
+                 slice_model: Path | None = None) -> None:
         self.host, self.port, self.shards, self.period_s = host, port, shards, period_s
         self.scenario = scenario_for(cells, scenario, seed)
         if not 1 <= shards <= self.scenario.topology.sites:
@@ -112,6 +113,7 @@ class LocalService:
         self.estimator, self.address, self.seed = estimator, address, seed
         self.settings = dict(settings or {})
         self.log, self.train_epochs = log, train_epochs
+        self.slice_model = slice_model  # e2e slice model: the population's microopt step and POST /v1/e2e/allocate
         self.population = None
         self._ray_started = self._serve_started = False
         self.ready_info: dict = {}
@@ -150,8 +152,15 @@ class LocalService:
             model = bootstrap_estimator(self.seed, self.log, epochs=self.train_epochs)
         sc = self.scenario
         self.log(f"starting the population: {sc.cells} cells on {self.shards} shard(s)")
+        e2e = None
+        if self.slice_model is not None:
+            from slicing.models.slice_model import load_slice_model, slice_model_payload
+            from slicing.runtime.e2e_step import E2eStepConfig
+
+            e2e = {"config": E2eStepConfig(seed=self.seed).model_dump(),
+                   "model": slice_model_payload(load_slice_model(self.slice_model))}
         self.population = start_population_actor(sc, self.shards, "idla", model,
-                                                 detached=self.address != "local")
+                                                 detached=self.address != "local", e2e=e2e)
         for _ in range(HISTORY):  # fill the history now: IDLA (not its traffic-baseline warm-up) from the start
             ray.get(self.population.run_period.remote())
         ray.get(self.population.run_periods_every.remote(self.period_s))
@@ -163,7 +172,10 @@ class LocalService:
         serve.start(http_options={"host": self.host, "port": self.port},
                     logging_config={"enable_access_log": False})  # the proxy's per-request log line
         self._serve_started = True
-        deploy_app(self.settings)
+        env = replica_env()
+        if self.slice_model is not None:
+            env["SLICING_SLICE_MODEL_PATH"] = str(Path(self.slice_model).resolve())
+        deploy_app(self.settings, env=env)
         self.ready_info = wait_ready(self.base_url)
 
     def stop(self) -> None:

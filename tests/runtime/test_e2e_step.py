@@ -58,3 +58,13 @@ def test_population_runs_the_microopt_step_each_period(scenario, payload) -> Non
             assert row["snssai"]
             sites.add(row["group"])
     assert sites == set(range(scenario.cells // 3))  # every site has its instances
+    page = pop.e2e_page(limit=3, offset=1)
+    assert page["total"] == sum(len(r["instances"]) for r in results) and len(page["instances"]) == 3
+    assert page["instances"][0] == results[0]["instances"][1]
+
+
+def test_a_population_without_the_step_says_so(scenario) -> None:
+    pop = Population(scenario, 1, "traffic", in_process=True)
+    pop.run_period()
+    with pytest.raises(LookupError, match="no microopt step"):
+        pop.e2e_page()
