@@ -36,6 +36,7 @@ TRANSFER_FLAGS = {"iterations": "--iterations", "early": "--early", "pretrain_it
                   "sample_episodes": "--sample-episodes"}
 MICROOPT_FLAGS = {"seed": "--seed", "model": "--model", "epochs": "--epochs", "atlas_iterations": "--atlas-iterations",
                   "cadrl_iterations": "--cadrl-iterations", "cadrl_plus_iterations": "--cadrl-plus-iterations",
+                  "rl_batch": "--rl-batch",
                   "sigma_mean": "--sigma-mean", "sigma_max": "--sigma-max", "slots": "--slots",
                   "gt_intervals": "--gt-intervals", "domain_slices": "--domain-slices",
                   "domain_iterations": "--domain-iterations"}

@@ -204,16 +204,31 @@ def train_cadrl_policy(s: MicroOptExperimentSettings, out: Path, traffic: np.nda
                        iterations: int | None = None, where: str = "cadrl", progress: Progress | None = None,
                        label: str = "CaDRL") -> Any:
     """CaDRL over the family (``traffic`` None) or CaDRL+ for one predicted distribution ``traffic [1, T]``;
-    the RLlib checkpoint goes to ``out/<where>``."""
-    from slicing.rl.cadrl import CadrlSettings, train_cadrl
+    the RLlib checkpoint goes to ``out/<where>``. A checkpoint there trained with the same settings, slice model
+    and (for CaDRL+) traffic and thresholds is reused (``slicing_cadrl.json`` beside it), so the parts share one
+    CaDRL."""
+    from slicing.models.slice_model import load_slice_model
+    from slicing.rl.cadrl import CadrlPolicy, CadrlSettings, train_cadrl
     from slicing.runtime.ray_util import ensure_ray
 
-    ensure_ray()
     settings = CadrlSettings(iterations=iterations or s.cadrl_iterations, seed=s.seed, slots=s.slots,
-                             stds=(0.0, s.sigma_mean, s.sigma_max))
+                             stds=(0.0, s.sigma_mean, s.sigma_max), batch=s.rl_batch,
+                             minibatch=min(256, s.rl_batch))
     thresholds = None if traffic is None else (q_thresh, beta_thresh)
-    return train_cadrl(str(_model_path(s, out)), settings, out / where, traffic=traffic, thresholds=thresholds,
-                       progress=progress, label=label)
+    model_path = _model_path(s, out)
+    key = {"settings": settings.model_dump(mode="json"), "model_version": load_slice_model(model_path).version,
+           "traffic": None if traffic is None else [round(float(v), 6) for v in np.ravel(traffic)],
+           "thresholds": thresholds}
+    meta = out / where / "slicing_cadrl.json"
+    if meta.is_file():
+        saved = json.loads(meta.read_text())
+        if saved.get("key") == json.loads(json.dumps(key)):
+            return CadrlPolicy.from_checkpoint(out / where, saved.get("history"))
+    ensure_ray()
+    policy = train_cadrl(str(model_path), settings, out / where, traffic=traffic, thresholds=thresholds,
+                         progress=progress, label=label)
+    meta.write_text(json.dumps({"key": key, "history": policy.history}))
+    return policy
 
 
 def run_cadrl(policy: Any, traffic: np.ndarray, q_thresh: np.ndarray, beta_thresh: np.ndarray) -> dict[str, Any]:
@@ -404,7 +419,8 @@ def part_domains(s, out, progress, model) -> dict[str, Any]:
 
     ensure_ray()
     stds = (0.0, s.sigma_mean, s.sigma_max)
-    settings = CadrlSettings(iterations=s.domain_iterations, batch=1024, seed=s.seed, slots=s.slots, stds=stds)
+    settings = CadrlSettings(iterations=s.domain_iterations, batch=max(64, s.rl_batch // 2), seed=s.seed,
+                             slots=s.slots, stds=stds, minibatch=min(256, max(64, s.rl_batch // 2)))
     policy = train_domain_agents(str(_model_path(s, out)), settings, out / "domains", progress)
     sl = domain_slices(s.domain_slices, np.random.default_rng(s.seed + 1000), s.slots, stds)  # unseen slices
     mo = run_microopt(model, sl.traffic, sl.q_thresh, sl.beta_thresh, s.seed)["r"]

@@ -24,10 +24,12 @@ class MicroOptExperimentSettings(Strict):
     epochs: int = Field(default=3000, ge=1, le=100_000, description="slice model training epochs (paper: 3,000)")
     atlas_iterations: int = Field(default=40, ge=1, le=10_000, description="Atlas/Atlas+ BO evaluations per "
                                                                           "slice instance")
-    cadrl_iterations: int = Field(default=30, ge=1, le=10_000, description="PPO iterations of CaDRL (trained once "
+    cadrl_iterations: int = Field(default=100, ge=1, le=10_000, description="PPO iterations of CaDRL (trained once "
                                                                            "over the traffic family)")
-    cadrl_plus_iterations: int = Field(default=15, ge=1, le=10_000, description="PPO iterations of each CaDRL+ "
+    cadrl_plus_iterations: int = Field(default=30, ge=1, le=10_000, description="PPO iterations of each CaDRL+ "
                                                                                 "(one per predicted distribution)")
+    rl_batch: int = Field(default=2048, ge=64, le=1_000_000, description="decisions per PPO iteration of CaDRL(+) "
+                                                                       "(the per-domain agents: half of it)")
     sigma_mean: float = Field(default=0.5, gt=0, le=5, description="small traffic std, users/s (the paper's "
                                                                    "sigma_mean; its value is not given: ours)")
     sigma_max: float = Field(default=1.5, gt=0, le=5, description="large traffic std, users/s (sigma_max; ours)")

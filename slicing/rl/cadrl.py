@@ -53,7 +53,7 @@ Progress = Callable[[str, int, int], None]
 class CadrlSettings(Strict):
     """PPO budget and the barrier of CaDRL / CaDRL+."""
 
-    iterations: int = Field(default=30, ge=1, le=100_000, description="PPO training iterations")
+    iterations: int = Field(default=100, ge=1, le=100_000, description="PPO training iterations")
     batch: int = Field(default=2048, ge=64, le=1_000_000, description="episodes (= decisions) per iteration")
     minibatch: int = Field(default=256, ge=16, le=1_000_000)
     epochs: int = Field(default=8, ge=1, le=100, description="SGD passes over each batch")
