@@ -23,6 +23,32 @@ def _serve_settings(max_inflight: int | None, max_cells: int | None) -> dict:
             if v is not None}
 
 
+def _e2e_config(path: Path | None, slice_model: Path | None) -> dict | None:
+    """The validated ``--e2e-config`` YAML (``E2eStepConfig``), its SLAs checked against the domains' caps."""
+    if path is None:
+        return None
+    if slice_model is None:
+        raise typer.BadParameter("--e2e-config needs --slice-model (the microopt step runs on that model)")
+    import yaml
+    from pydantic import ValidationError
+
+    from slicing.optim.sla import decompose
+    from slicing.runtime.e2e_step import E2eStepConfig
+
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+        cfg = E2eStepConfig.model_validate(raw)
+    except OSError as err:
+        raise typer.BadParameter(f"--e2e-config {path}: {err.strerror or err}") from None
+    except (yaml.YAMLError, ValidationError) as err:
+        raise typer.BadParameter(f"--e2e-config {path}: {err}") from None
+    for sid, sla in cfg.slas.items():
+        dec = decompose(sla.latency_ms, sla.reliability, sla.throughput_mbps)
+        if not dec.feasible[0]:
+            raise typer.BadParameter(f"--e2e-config {path}: slas.{sid}: cannot be decomposed: {dec.reason[0]}")
+    return cfg.model_dump(mode="json")
+
+
 @app.command()
 @guarded
 def serve(
@@ -44,6 +70,8 @@ def serve(
     slice_model: Path | None = typer.Option(None, "--slice-model", help="an e2e slice model (`slicing experiment "
                                             "microopt --part model`): the population then runs the microopt step "
                                             "(GET /v1/e2e/allocations) and POST /v1/e2e/allocate uses it"),
+    e2e_config: Path | None = typer.Option(None, "--e2e-config", help="YAML of the microopt step's settings and "
+                                           "per-slice e2e SLAs (scenarios/e2e.yaml); needs --slice-model"),
 ) -> None:
     """Run the HTTP service (serve_app.py) on Ray Serve over a simulated, sharded population until Ctrl-C.
 
@@ -59,12 +87,13 @@ def serve(
                                  "this process)")
     if slice_model is not None and not slice_model.is_file():
         raise typer.BadParameter(f"--slice-model {slice_model}: no such file")
+    step = _e2e_config(e2e_config, slice_model)
     sc = load(scenario, overrides) if (scenario is not None or overrides) else None
     n_cells = cells if cells is not None else (None if scenario is not None else 300)
     svc = LocalService(host=host, port=port, cells=n_cells, scenario=sc, shards=shards,
                        period_s=period_s, estimator=estimator, address=address,
                        settings=_serve_settings(max_inflight, max_cells), log=console.print,
-                       slice_model=slice_model)
+                       slice_model=slice_model, e2e_config=step)
     if no_http:
         svc.start_population()
         console.print("population started (detached); now `serve deploy cluster/serve.yaml`")

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from slicing.config import Strict
+from slicing.config import Scenario, Strict
 
 DOMAINS = ("ran", "transport", "core")
 _BISECT = 80  # bisection steps: enough for float64 on the brackets used
@@ -194,3 +194,33 @@ def compose(dec: Decomposition) -> tuple[np.ndarray, np.ndarray]:
     lat = sum(dec.latency_ms[d] for d in dec.domains)
     rel = np.prod(np.stack([dec.reliability[d] for d in dec.domains]), axis=0)
     return np.asarray(lat), rel
+
+
+class SliceSla(Strict):
+    """An e2e SLA of one slice type (the per-slice SLAs of the population's microopt step)."""
+
+    latency_ms: float = Field(gt=0, le=1e6, description="end-to-end latency budget (ms)")
+    reliability: float = Field(gt=0, lt=1, description="probability that the e2e latency stays within the budget")
+    throughput_mbps: float = Field(gt=0, le=1e6, description="slice throughput the domains must carry (Mbit/s)")
+
+
+def apply_slas(scenario: Scenario, slas: dict[int, SliceSla], domains: SlaDomains | None = None
+               ) -> tuple[Scenario, dict[int, dict[str, float]]]:
+    """Decompose every slice type's SLA (keyed by catalogue id) and return (the scenario with each such slice's
+    delay requirement d* set to its RAN latency target, {id: {"ran_delay_req_ms", "transport_mbps",
+    "cpu_millicores"}}). An unknown id or an SLA that cannot be decomposed is a FieldError naming ``slas.<id>``."""
+    from slicing.errors import FieldError
+
+    known = {s.id: s for s in scenario.slices}
+    targets: dict[int, dict[str, float]] = {}
+    for sid, sla in sorted(slas.items()):
+        if sid not in known:
+            raise FieldError(("slas", sid), f"no slice type {sid} in the catalogue (ids {sorted(known)})")
+        dec = decompose(sla.latency_ms, sla.reliability, sla.throughput_mbps, domains)
+        if not dec.feasible[0]:
+            raise FieldError(("slas", sid), f"cannot be decomposed: {dec.reason[0]}")
+        targets[sid] = {"ran_delay_req_ms": float(dec.latency_ms["ran"][0]),
+                        "transport_mbps": float(dec.transport_mbps[0]), "cpu_millicores": float(dec.cpu_millicores[0])}
+    slices = tuple(s.model_copy(update={"delay_req_ms": targets[s.id]["ran_delay_req_ms"]}) if s.id in targets else s
+                   for s in scenario.slices)
+    return scenario.model_copy(update={"slices": slices}), targets

@@ -9,6 +9,7 @@ model (``slicing/models/slice_model.py``)::
     traffic        = users / users_per_traffic_unit, clipped to the slice model's trained range (users/s)
     forecast       = truncated normal with the mean and std of the last H periods of that traffic
     r_g,s          = MicroOpt(forecast, q_thresh, beta_thresh)           (transport Mbit/s, CPU millicores)
+    r_g,s          = max(r_g,s, the slice's SLA floors)                  (with ``slas``, see below)
 
 The simulator's users are mean active users of a 15-minute period; the slice model's traffic is users/s of the
 MicroOpt testbed (1 to 5). ``users_per_traffic_unit`` is the conversion (default 20: a site's eMBB slice with its
@@ -16,6 +17,11 @@ typical 20-100 users maps onto 1-5 users/s; ours, stated in docs/microopt.md); t
 is clipped and counted (``clipped``), never extrapolated. Instances of a slice that is inactive in every cell of
 the group get nothing. A group that spans two shards is allocated by each shard for its own cells (groups are
 whole when shard boundaries fall on multiples of ``3 * sites_per_instance`` cells).
+
+SLA decomposition in the period (``slas``: an e2e SLA per catalogue slice id, ``slicing/optim/sla.py``): the RAN
+latency target becomes the slice's delay requirement d* in every cell, so IDLA allocates the radio share for it
+(``Population`` applies ``sla.apply_slas`` to the scenario before it builds the shards), and the transport and core
+targets are floors of every instance's bandwidth and CPU (capped at the MicroOpt box).
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ import torch
 from pydantic import Field
 
 from slicing.config import Strict
+from slicing.errors import FieldError
 from slicing.models.slice_model import ETA, slice_model_from_payload
 from slicing.optim.degradation import strict_e_beta
+from slicing.optim.sla import SliceSla
 
 R_MAX = np.array([50.0, 4500.0])  # the MicroOpt box: the paper's largest allocations (Mbit/s, millicores)
 POINTS = 16  # traffic points per instance handed to MicroOpt
@@ -43,13 +51,29 @@ class E2eStepConfig(Strict):
     q_thresh_mbps: float = Field(default=5.0, gt=0, le=1e4, description="per-user throughput threshold")
     beta_thresh: float = Field(default=0.1, gt=0, lt=1, description="allowed E[beta]")
     seed: int = Field(default=0, ge=0, description="MicroOpt's seed")
+    slas: dict[int, SliceSla] = Field(default_factory=dict, description="e2e SLA per catalogue slice id: its RAN "
+                                      "target becomes the cells' d* (Population applies it to the scenario), its "
+                                      "transport and core targets floor the instances' bandwidth and CPU")
 
 
 class E2eStep:
     """The step of one shard: a slice model rebuilt from its payload and the config."""
 
-    def __init__(self, config: E2eStepConfig | dict, model_payload: dict[str, Any]) -> None:
+    def __init__(self, config: E2eStepConfig | dict, model_payload: dict[str, Any],
+                 slice_ids: list[int] | None = None) -> None:
         self.config = config if isinstance(config, E2eStepConfig) else E2eStepConfig.model_validate(config)
+        ids = list(slice_ids) if slice_ids is not None else sorted(self.config.slas)
+        self.floors = np.zeros((len(ids), 2))  # [S, 2] per catalogue slice: the SLA's transport and CPU floors
+        if self.config.slas:
+            from slicing.optim.sla import decompose
+
+            for j, sid in enumerate(ids):
+                sla = self.config.slas.get(sid)
+                if sla is not None:
+                    dec = decompose(sla.latency_ms, sla.reliability, sla.throughput_mbps)
+                    if not dec.feasible[0]:
+                        raise FieldError(("slas", sid), f"cannot be decomposed: {dec.reason[0]}")
+                    self.floors[j] = [dec.transport_mbps[0], dec.cpu_millicores[0]]
         self.model = slice_model_from_payload(model_payload)
         self.model.eval()
         self.version: str = self.model.version
@@ -89,6 +113,8 @@ class E2eStep:
         res = microopt(self.model.qos, points, q, b, eta=np.asarray(ETA), r_max=R_MAX,
                        settings=MicroOptSettings(seed=c.seed))
         r = np.asarray(res.r, dtype=np.float64)
+        if len(self.floors) == n_s:
+            r = np.minimum(np.maximum(r, self.floors[si]), R_MAX)  # the SLA's transport and core floors
         with torch.no_grad():
             x = torch.as_tensor(points, dtype=torch.float32)
             mu, sigma = self.model.qos(x, torch.as_tensor(r, dtype=torch.float32))

@@ -77,6 +77,12 @@ class Population:
             raise FieldError(("rl_checkpoint",), "scheme 'rl' needs a checkpoint from `slicing train-rl`")
         self.rl_checkpoint = str(rl_checkpoint) if rl_checkpoint else None
         self.e2e = e2e  # {"config", "model"}: the shards' microopt step (see shard.py), or None
+        self.sla_targets: dict[int, dict[str, float]] = {}
+        if e2e is not None and e2e.get("config", {}).get("slas"):
+            from slicing.optim.sla import SliceSla, apply_slas
+
+            slas = {int(k): SliceSla.model_validate(v) for k, v in e2e["config"]["slas"].items()}
+            scenario, self.sla_targets = apply_slas(scenario, slas)  # the RAN targets become the cells' d*
         self.scenario, self.scheme, self.in_process = scenario, scheme, in_process
         self.bounds = partition(scenario, shards)
         self._hi = np.array([hi for _, hi in self.bounds], dtype=np.int64)  # [K] exclusive upper ids

@@ -122,7 +122,7 @@ class CellShard:
         if e2e is not None:
             from slicing.runtime.e2e_step import E2eStep
 
-            self._e2e = E2eStep(e2e["config"], e2e["model"])
+            self._e2e = E2eStep(e2e["config"], e2e["model"], [s.id for s in scenario.slices])
         self._e2e_result: dict[str, Any] | None = None  # the microopt step's arrays of the current period
         if estimator is not None:
             self.set_estimator(*estimator)

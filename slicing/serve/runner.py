@@ -104,7 +104,7 @@ class LocalService:
                  scenario: Scenario | None = None, shards: int = 1, period_s: float = 900.0,
                  estimator: Path | None = None, address: str = "local", seed: int = 0,
                  settings: dict[str, Any] | None = None, log: Log = print, train_epochs: int = 40,
-                 slice_model: Path | None = None) -> None:
+                 slice_model: Path | None = None, e2e_config: dict[str, Any] | None = None) -> None:
         self.host, self.port, self.shards, self.period_s = host, port, shards, period_s
         self.scenario = scenario_for(cells, scenario, seed)
         if not 1 <= shards <= self.scenario.topology.sites:
@@ -114,6 +114,7 @@ class LocalService:
         self.settings = dict(settings or {})
         self.log, self.train_epochs = log, train_epochs
         self.slice_model = slice_model  # e2e slice model: the population's microopt step and POST /v1/e2e/allocate
+        self.e2e_config = dict(e2e_config or {})  # E2eStepConfig fields of that step
         self.population = None
         self._ray_started = self._serve_started = False
         self.ready_info: dict = {}
@@ -157,7 +158,7 @@ class LocalService:
             from slicing.models.slice_model import load_slice_model, slice_model_payload
             from slicing.runtime.e2e_step import E2eStepConfig
 
-            e2e = {"config": E2eStepConfig(seed=self.seed).model_dump(),
+            e2e = {"config": E2eStepConfig.model_validate({"seed": self.seed} | self.e2e_config).model_dump(),
                    "model": slice_model_payload(load_slice_model(self.slice_model))}
         self.population = start_population_actor(sc, self.shards, "idla", model,
                                                  detached=self.address != "local", e2e=e2e)

@@ -68,3 +68,36 @@ def test_a_population_without_the_step_says_so(scenario) -> None:
     pop.run_period()
     with pytest.raises(LookupError, match="no microopt step"):
         pop.e2e_page()
+
+
+def test_slas_set_the_cells_delay_requirement_and_floor_the_instances(scenario, payload) -> None:
+    sla = {"latency_ms": 40.0, "reliability": 0.999, "throughput_mbps": 20.0}
+    e2e = {"config": E2eStepConfig(slas={1: sla}).model_dump(), "model": payload}
+    pop = Population(scenario, 1, "traffic", in_process=True, e2e=e2e)
+    target = pop.sla_targets[1]
+    assert 2.0 < target["ran_delay_req_ms"] < 40.0
+    j = [s.id for s in scenario.slices].index(1)
+    sim = pop.shards[0].sim
+    assert sim.delay_req_ms[j] == pytest.approx(target["ran_delay_req_ms"])  # IDLA's d* for slice 1
+    assert sim.delay_req_ms[j] != scenario.slices[j].delay_req_ms
+    for _ in range(6):
+        pop.run_period()
+    rows = [r for r in pop.e2e_allocations()[0]["instances"] if r["slice"] == j]
+    assert rows
+    for r in rows:
+        assert r["transport_mbps"] >= target["transport_mbps"] - 1e-6
+        assert r["cpu_millicores"] >= target["cpu_millicores"] - 1e-6
+
+
+def test_an_sla_that_cannot_be_met_is_refused_naming_the_slice(scenario, payload) -> None:
+    from slicing.errors import FieldError
+
+    bad = {"latency_ms": 1.0, "reliability": 0.999, "throughput_mbps": 5.0}
+    with pytest.raises(FieldError) as err:
+        Population(scenario, 1, "traffic", in_process=True,
+                   e2e={"config": E2eStepConfig(slas={1: bad}).model_dump(), "model": payload})
+    assert err.value.path == ("slas", 1) and "latency_ms 1" in err.value.message
+    with pytest.raises(FieldError, match="no slice type 9"):
+        Population(scenario, 1, "traffic", in_process=True,
+                   e2e={"config": E2eStepConfig(slas={9: bad | {"latency_ms": 50.0}}).model_dump(),
+                        "model": payload})
