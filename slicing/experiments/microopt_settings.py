@@ -26,7 +26,7 @@ class MicroOptExperimentSettings(Strict):
                                                                           "slice instance")
     cadrl_iterations: int = Field(default=100, ge=1, le=10_000, description="PPO iterations of CaDRL (trained once "
                                                                            "over the traffic family)")
-    cadrl_plus_iterations: int = Field(default=30, ge=1, le=10_000, description="PPO iterations of each CaDRL+ "
+    cadrl_plus_iterations: int = Field(default=100, ge=1, le=10_000, description="PPO iterations of each CaDRL+ "
                                                                                 "(one per predicted distribution)")
     rl_batch: int = Field(default=2048, ge=64, le=1_000_000, description="decisions per PPO iteration of CaDRL(+) "
                                                                        "(the per-domain agents: half of it)")

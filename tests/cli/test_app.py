@@ -8,8 +8,9 @@ import typer
 from slicing.cli import app
 
 DOCUMENTED = {
-    "collect": None, "train-estimator": None, "evaluate": None, "bench": {"rl", "serve"}, "train-rl": None,
-    "demo": None, "tune": None, "experiment": {"safety", "imitation", "transfer"}, "agents": {"list", "register"},
+    "collect": None, "train-estimator": None, "evaluate": None, "bench": {"rl", "microopt", "serve"},
+    "train-rl": None, "demo": None, "tune": None, "experiment": {"safety", "imitation", "transfer", "microopt"},
+    "agents": {"list", "register"},
     "transfer": None, "serve": None,
 }
 
