@@ -44,7 +44,8 @@ def model_fit(report: dict[str, Any], path: Path) -> Path:
             if len(y):
                 ax.plot(epochs[:len(y)] if len(epochs) else np.arange(1, len(y) + 1), y, style,
                         label="training" if split == "train" else "validation")
-        ax.set_xlabel("epoch")
+        ax.set_xscale("log")  # the first epochs fall by an order of magnitude; the rest is the slow part
+        ax.set_xlabel("epoch (log scale)")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
