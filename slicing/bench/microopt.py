@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from slicing.models.slice_model import ETA, SliceModel, load_slice_model
+from slicing.models.slice_model import R_MAX as SLICE_R_MAX
 
 Log = Callable[[str], None]
-R_MAX = np.array([50.0, 4500.0])
+R_MAX = np.array(SLICE_R_MAX)
 
 
 def bench_instances(n: int, slots: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -44,7 +45,7 @@ def bench_instances(n: int, slots: int, seed: int) -> tuple[np.ndarray, np.ndarr
 
 def bench_microopt(instances: int = 10_000, slots: int = 16, model: str | Path | None = None, seed: int = 0,
                    train_epochs: int = 300, log: Log = print) -> dict:
-    from slicing.optim.degradation import strict_e_beta
+    from slicing.optim.degradation import model_e_beta
     from slicing.optim.microopt import MicroOptSettings, microopt
     from slicing.optim.peak import DEFAULT_GRID, grid_evaluate, grid_points
 
@@ -75,10 +76,7 @@ def bench_microopt(instances: int = 10_000, slots: int = 16, model: str | Path |
     cost = points @ eta  # [G]
     ok = beta_grid <= b[:, None]
     peak_norm = np.where(ok.any(axis=1), np.where(ok, cost[None, :], np.inf).min(axis=1), cost.max())
-    with torch.no_grad():
-        x = torch.as_tensor(traffic, dtype=torch.float32)
-        mu, sigma = m.qos(x, torch.as_tensor(res.r, dtype=torch.float32))
-        e_beta = strict_e_beta(mu, sigma, x, torch.as_tensor(q, dtype=torch.float32)).double().numpy()
+    e_beta = model_e_beta(m.qos, traffic, res.r, q)
     return {"instances": instances, "slots": slots, "grid_points": len(points), "microopt_s": round(microopt_s, 3),
             "peak_grid_s": round(peak_s, 3), "ratio": round(microopt_s / peak_s, 3), "target_ratio": 3.0,
             "instances_per_s": round(instances / microopt_s, 1),

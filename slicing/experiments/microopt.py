@@ -44,11 +44,12 @@ from slicing.config import E2eConfig
 from slicing.experiments import microopt_plots as plots
 from slicing.experiments.microopt_settings import MicroOptExperimentSettings
 from slicing.models.slice_model import ETA, SliceModel, load_slice_model, save_slice_model
-from slicing.optim.degradation import strict_e_beta
+from slicing.models.slice_model import R_MAX as _R_MAX
+from slicing.optim.degradation import model_e_beta
 
 Progress = Callable[[str, int, int], None]
 
-R_MAX = np.array([50.0, 4500.0])  # the paper's maximum allocations: 50 Mbps, 4,500 millicores
+R_MAX = np.array(_R_MAX)  # the paper's maximum allocations: 50 Mbps, 4,500 millicores
 TRAFFIC = (1.0, 2.0, 3.0, 4.0, 5.0)  # users/s, the paper's constant traffic levels and distribution centres
 Q_THRESHOLDS = (3.0, 4.0, 5.0)
 BETA_THRESHOLDS = (0.1, 0.2, 0.3)
@@ -89,11 +90,7 @@ def norm(r: np.ndarray) -> np.ndarray:
 
 def exact_e_beta(model: SliceModel, traffic: np.ndarray, r: np.ndarray, q_thresh: np.ndarray | float) -> np.ndarray:
     """E[beta] per instance on the slice model, exact (normal CDF): traffic [I, T], r [I, K] -> [I]."""
-    with torch.no_grad():
-        x = torch.as_tensor(traffic, dtype=torch.float32)
-        mu, sigma = model.qos(x, torch.as_tensor(r, dtype=torch.float32))
-        return strict_e_beta(mu, sigma, x, torch.as_tensor(np.broadcast_to(q_thresh, (len(r),)).copy(),
-                                                           dtype=torch.float32)).double().numpy()
+    return model_e_beta(model.qos, traffic, r, q_thresh)
 
 
 def constant_traffic(levels: np.ndarray, slots: int) -> np.ndarray:

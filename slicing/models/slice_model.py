@@ -38,6 +38,7 @@ from slicing.models.persist import (
 
 RESOURCES = ("bandwidth_mbps", "cpu_millicores")
 ETA = (1 / 50, 1 / 4500)  # the paper's normalisation: 50 Mbps and 4,500 millicores are the slice's maxima
+R_MAX = (50.0, 4500.0)  # those maxima (Mbit/s, millicores): every allocator's box
 FORMAT = "slice_model/1"
 PAYLOAD_FORMAT = "slicing.slice-model-payload/1"
 FIELDS = ("n_resources", "hidden", "traffic_min", "traffic_max")

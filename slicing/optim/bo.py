@@ -34,7 +34,7 @@ import torch
 from pydantic import Field
 
 from slicing.config import Strict
-from slicing.optim.degradation import strict_e_beta
+from slicing.optim.degradation import model_e_beta, strict_e_beta
 
 QosModel = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 _CLIP = 1e-4
@@ -140,9 +140,6 @@ def atlas(qos: QosModel, traffic: np.ndarray, q_thresh: np.ndarray | float, beta
         feasible.append(ok)
         history.append(hist)
     r_all = np.stack(rows)
-    with torch.no_grad():
-        x = torch.as_tensor(x_np, dtype=torch.float32)
-        mu, sigma = qos(x, torch.as_tensor(r_all, dtype=torch.float32))
-        e_beta = strict_e_beta(mu, sigma, x, torch.as_tensor(q.copy(), dtype=torch.float32)).double().numpy()
+    e_beta = model_e_beta(qos, x_np, r_all, q)
     return AtlasResult(r=r_all, e_beta=e_beta, objective=r_all @ eta, feasible=np.array(feasible),
                        evaluations=s.initial + s.iterations, history=history)

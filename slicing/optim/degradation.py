@@ -18,8 +18,10 @@ Shapes: ``mu``, ``sigma``, ``traffic`` are ``[I, T]``; ``q_thresh`` is a scalar 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
+import numpy as np
 import torch
 
 QosMode = Literal["distribution", "mean", "mean_minus_2sigma"]
@@ -68,3 +70,15 @@ def surrogate_e_beta(mu: torch.Tensor, sigma: torch.Tensor, traffic: torch.Tenso
     qt = _thresh(q_thresh, mu)
     p = torch.sigmoid(rho * (qt[..., None] - _sampled_q(mu, sigma, eps, mode))).mean(dim=-1)  # [I, T]
     return _weighted(p, traffic)
+
+
+def model_e_beta(qos: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                 traffic: np.ndarray, r: np.ndarray, q_thresh: np.ndarray | float) -> np.ndarray:
+    """[I] exact E[beta] (float64) of allocations ``r [I, K]`` for ``traffic [I, T]`` on a slice model's ``qos``:
+    numpy in and out, no gradient (what every allocator reports, and what the experiments check)."""
+    with torch.no_grad():
+        x = torch.as_tensor(np.asarray(traffic), dtype=torch.float32)
+        mu, sigma = qos(x, torch.as_tensor(np.asarray(r), dtype=torch.float32))
+        q = torch.as_tensor(np.broadcast_to(np.asarray(q_thresh, dtype=np.float64), (len(x),)).copy(),
+                            dtype=torch.float32)
+        return strict_e_beta(mu, sigma, x, q).double().numpy()

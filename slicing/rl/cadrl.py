@@ -37,11 +37,10 @@ import torch
 from pydantic import Field
 
 from slicing.config import Strict
-from slicing.models.slice_model import ETA, load_slice_model
-from slicing.optim.degradation import strict_e_beta
+from slicing.models.slice_model import ETA, R_MAX, load_slice_model
+from slicing.optim.degradation import model_e_beta
 from slicing.optim.microopt import traffic_points
 
-R_MAX = (50.0, 4500.0)  # the paper's largest allocations (Mbit/s, millicores)
 Q_CHOICES = (3.0, 4.0, 5.0)
 BETA_CHOICES = (0.1, 0.2, 0.3)
 TRAFFIC_RANGE = (1.0, 5.0)
@@ -142,10 +141,7 @@ class SliceAllocEnv(gym.Env):
         assert self._context is not None, "step() before reset()"
         x, q, b = self._context
         r = action_to_r(action)
-        with torch.no_grad():
-            xt = torch.as_tensor(x[None, :], dtype=torch.float32)
-            mu, sigma = self.model.qos(xt, torch.as_tensor(r[None, :], dtype=torch.float32))
-            e_beta = float(strict_e_beta(mu, sigma, xt, torch.tensor([q])).item())
+        e_beta = float(model_e_beta(self.model.qos, x[None, :], r[None, :], q)[0])
         self.last_e_beta = e_beta
         c = self.cfg
         reward = float(barrier_reward(r @ np.asarray(ETA), e_beta, b, c.barrier_t, c.barrier_floor, c.penalty))

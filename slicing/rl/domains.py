@@ -31,11 +31,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from slicing.models.slice_model import ETA, load_slice_model
-from slicing.optim.degradation import strict_e_beta
+from slicing.models.slice_model import ETA, R_MAX, load_slice_model
+from slicing.optim.degradation import model_e_beta
 from slicing.optim.microopt import traffic_points
 from slicing.optim.sla import decompose
-from slicing.rl.cadrl import BETA_CHOICES, Q_CHOICES, R_MAX, TRAFFIC_RANGE, CadrlSettings, barrier_reward
+from slicing.rl.cadrl import BETA_CHOICES, Q_CHOICES, TRAFFIC_RANGE, CadrlSettings, barrier_reward
 
 AGENTS = ("transport", "compute")  # agent -> index of its resource in r = (bandwidth, cpu)
 RELIABILITY = (0.99, 0.999, 0.9999)
@@ -145,7 +145,7 @@ def domain_env_class() -> type:
             sl = self.slice
             assert sl is not None, "step() before reset()"
             r = np.array([agent_r(np.ravel(action_dict[a])[0], sl.r_min[0, d], d) for d, a in enumerate(AGENTS)])
-            e_beta = slice_e_beta(self.model, sl.traffic, r[None, :], sl.q_thresh)[0]
+            e_beta = model_e_beta(self.model.qos, sl.traffic, r[None, :], sl.q_thresh)[0]
             reward = float(barrier_reward(r @ np.asarray(ETA), e_beta, sl.beta_thresh[0], self.t, self.floor,
                                           self.penalty))
             obs = {a: agent_obs(sl, d)[0] for d, a in enumerate(AGENTS)}
@@ -155,15 +155,6 @@ def domain_env_class() -> type:
 
     _Lazy.cls = DomainEnv
     return DomainEnv
-
-
-def slice_e_beta(model: Any, traffic: np.ndarray, r: np.ndarray, q_thresh: np.ndarray) -> np.ndarray:
-    """[I] exact E[beta] on the slice model."""
-    with torch.no_grad():
-        x = torch.as_tensor(np.asarray(traffic), dtype=torch.float32)
-        mu, sigma = model.qos(x, torch.as_tensor(np.asarray(r), dtype=torch.float32))
-        q = torch.as_tensor(np.broadcast_to(q_thresh, (len(x),)).copy(), dtype=torch.float32)
-        return strict_e_beta(mu, sigma, x, q).double().numpy()
 
 
 @dataclass

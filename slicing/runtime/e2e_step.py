@@ -29,16 +29,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from slicing.config import Strict
 from slicing.errors import FieldError
 from slicing.models.slice_model import ETA, slice_model_from_payload
-from slicing.optim.degradation import strict_e_beta
+from slicing.models.slice_model import R_MAX as SLICE_R_MAX
+from slicing.optim.degradation import model_e_beta
 from slicing.optim.sla import SliceSla
 
-R_MAX = np.array([50.0, 4500.0])  # the MicroOpt box: the paper's largest allocations (Mbit/s, millicores)
+R_MAX = np.array(SLICE_R_MAX)  # the MicroOpt box: the paper's largest allocations (Mbit/s, millicores)
 POINTS = 16  # traffic points per instance handed to MicroOpt
 
 
@@ -115,9 +115,6 @@ class E2eStep:
         r = np.asarray(res.r, dtype=np.float64)
         if len(self.floors) == n_s:
             r = np.minimum(np.maximum(r, self.floors[si]), R_MAX)  # the SLA's transport and core floors
-        with torch.no_grad():
-            x = torch.as_tensor(points, dtype=torch.float32)
-            mu, sigma = self.model.qos(x, torch.as_tensor(r, dtype=torch.float32))
-            e_beta = strict_e_beta(mu, sigma, x, torch.as_tensor(q, dtype=torch.float32)).double().numpy()
+        e_beta = model_e_beta(self.model.qos, points, r, q)
         out.update(r=r, e_beta=e_beta, feasible=e_beta <= b + 1e-6)
         return out

@@ -30,12 +30,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 from slicing.config import E2eConfig
 from slicing.errors import FieldError
 from slicing.models.slice_model import ETA, SliceModel, load_slice_model
-from slicing.optim.degradation import strict_e_beta
+from slicing.models.slice_model import R_MAX as SLICE_R_MAX
+from slicing.optim.degradation import model_e_beta
 from slicing.serve.errors import ServiceError
 from slicing.serve.models import E2eAllocateRequest
 from slicing.serve.settings import ServiceSettings
@@ -43,7 +43,7 @@ from slicing.serve.settings import ServiceSettings
 log = logging.getLogger("slicing.serve.e2e")
 
 POINTS = 32  # traffic points per slice handed to MicroOpt
-R_MAX = np.array([50.0, 4500.0])  # the paper's largest allocations (Mbit/s, millicores): MicroOpt's box
+R_MAX = np.array(SLICE_R_MAX)  # the paper's largest allocations (Mbit/s, millicores): MicroOpt's box
 
 
 def train_fallback_slice_model(seed: int, epochs: int) -> SliceModel:
@@ -169,10 +169,7 @@ def allocate_e2e(req: E2eAllocateRequest, models: SliceModels, settings: Service
         res = microopt(model.qos, traffic[idx], q[idx], b[idx], eta=np.asarray(ETA), r_max=R_MAX,
                        capacity=capacity, settings=MicroOptSettings(seed=settings.seed))
         r = np.maximum(np.asarray(res.r, dtype=np.float64), r_min[idx])  # [I', 2]
-        with torch.no_grad():
-            x = torch.as_tensor(traffic[idx], dtype=torch.float32)
-            mu, sigma = model.qos(x, torch.as_tensor(r, dtype=torch.float32))
-            e_beta = strict_e_beta(mu, sigma, x, torch.as_tensor(q[idx], dtype=torch.float32)).double().numpy()
+        e_beta = model_e_beta(model.qos, traffic[idx], r, q[idx])
         for j, i in enumerate(idx):
             feasible = bool(e_beta[j] <= b[i] + 1e-6)
             out[i] |= {"feasible": feasible, "transport_mbps": round(float(r[j, 0]), 3),
