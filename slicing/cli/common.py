@@ -78,6 +78,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from slicing.data.parquet import DataFileError
     from slicing.errors import FieldError
     from slicing.models.qos_estimator import EstimatorFileError
+    from slicing.models.twin import TwinFileError
     from slicing.models.vae import VaeFileError
     from slicing.optim.schemes import UnknownSchemeError
     from slicing.runtime.transfer_actor import TransferError
@@ -85,7 +86,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from slicing.sweeps.spec import SweepFileError
 
     return (ScenarioError, FieldError, DataFileError, EstimatorFileError, UnknownSchemeError, TraceError,
-            SweepFileError, TransferError, VaeFileError)
+            SweepFileError, TransferError, VaeFileError, TwinFileError)
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -171,7 +172,7 @@ def options_from(model: type[BaseModel], flags: dict[str, str | Flag]) -> Callab
             high = getattr(bounds.get("Le"), "le", None)
             names = [f"{spec.name}/--no-{spec.name[2:]}"] if kind is bool else [spec.name]
             option = typer.Option(*names, help=spec.help or info.description, min=low, max=high)
-            default = ",".join(info.default) if is_list else info.default
+            default = ",".join(map(str, info.default)) if is_list else info.default
             if is_list:
                 lists.add(field)
             generated.append(inspect.Parameter(f"opt_{field}", inspect.Parameter.KEYWORD_ONLY, default=default,

@@ -1,4 +1,4 @@
-"""`slicing experiment safety|imitation|transfer|microopt`: one paper experiment each, figures and a JSON line."""
+"""`slicing experiment safety|imitation|transfer|microopt|twin`: one paper experiment each, figures and a JSON line."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from slicing.cli.common import (
 )
 from slicing.experiments.microopt_settings import PARTS as MICROOPT_PARTS
 from slicing.experiments.microopt_settings import MicroOptExperimentSettings
-from slicing.rl.settings import ImitationSettings, SafetySettings, TransferSettings
+from slicing.rl.settings import ImitationSettings, SafetySettings, TransferSettings, TwinSettings
+
+TWIN_PARTS = ("train", "distill", "offline", "landscape")
 
 SAFETY_FLAGS = {"cells": "--cells", "iterations": "--iterations", "warmup": "--warmup",
                 "refit_every": "--refit-every", "eval_days": "--eval-days", "threshold": "--threshold",
@@ -169,4 +171,46 @@ def experiment_microopt_cmd(
         show = stage_progress(bar)
         res = run_microopt_experiment(part, s, out, progress=show)
     tables.print_microopt(res)
+    emit_json(json_out, res)
+
+
+# ------------------------------------------------------------------------------- experiment twin (paper 004)
+
+TWIN_FLAGS = {"algo": "--algo", "seeds": "--seeds", "rounds": "--rounds", "steps_per_round": "--steps-per-round",
+              "twin_steps": "--twin-steps", "zeta": "--zeta", "twin_epochs": "--twin-epochs",
+              "epsilon_steps": "--epsilon-steps", "learning_starts": "--learning-starts",
+              "distill_epochs": "--distill-epochs", "eval_steps": "--eval-steps",
+              "offline_transitions": "--offline-transitions", "offline_epochs": "--offline-epochs",
+              "upsilon": "--upsilon", "landscape_points": "--landscape-points", "twin": "--twin"}
+
+
+@experiment_app.command("twin")
+@guarded
+@options_from(TwinSettings, TWIN_FLAGS)
+def experiment_twin_cmd(
+    part: str = typer.Option("train", "--part", help=f"one of {', '.join(TWIN_PARTS)}"),
+    out: Path = typer.Option(Path("out/twin"), "--out", help="folder: agents, figures, <part>.json"),
+    json_out: JsonOpt = False,
+    *,
+    options: ModelOptions,
+) -> None:
+    """Digital-twin-enhanced DRL (paper 004): Algorithm 1 with RLlib DQN/DDQN/dueling DDQN against the same agent
+    without the twin and a random policy; distillation, offline RL, loss landscapes (docs/twin.md).
+
+    train: Figs. 5-6; distill: Fig. 8; offline: Fig. 9; landscape: Fig. 7. distill and landscape reuse the
+    agents train saved under OUT/agents/ALGO (and run train first when they are missing).
+    """
+    from slicing.experiments.twin import run_twin_experiment
+
+    if part not in TWIN_PARTS:
+        raise typer.BadParameter(f"--part {part!r}: must be one of {', '.join(TWIN_PARTS)}")
+    s = options.build()
+    if s.twin is not None:
+        from slicing.models.twin import load_twin
+
+        load_twin(s.twin)  # a bad file fails now (exit 2), not after the dataset is collected
+    with progress_bar() as bar:
+        show = stage_progress(bar)
+        res = run_twin_experiment(part, s, out, progress=show)
+    tables.print_twin(res)
     emit_json(json_out, res)

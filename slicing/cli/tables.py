@@ -178,3 +178,48 @@ def print_microopt(res: dict) -> None:
     else:
         console.print({k: v for k, v in res.items() if k not in ("paper", "plots")})
     console.print(f"figures: {', '.join(res.get('plots', []))}")
+
+
+def _ms(v: dict) -> str:
+    return f"{v['mean']:.3f} ± {v['std']:.3f}"
+
+
+def print_twin(res: dict) -> None:
+    """One table per ``slicing experiment twin`` part (mean ± std over seeds), the paper's finding below it."""
+    part, paper = res["part"], res.get("paper", {})
+    if part == "train":
+        t = Table(title=f"twin --part train ({res['algo']}): Agent 1 in the real env, last 3 rounds")
+        for col in ("arm", "final reward", "final utility", "rounds to reward 0.8 (per seed)"):
+            t.add_column(col, justify="left" if col == "arm" else "right")
+        per_seed = res["rounds_to_reward_per_seed"]["0.8"]
+        for arm in res["final_reward"]:
+            t.add_row(arm, _ms(res["final_reward"][arm]), _ms(res["final_utility"][arm]),
+                      ", ".join("-" if v is None else str(v) for v in per_seed.get(arm, [])))
+        console.print(t)
+        console.print(f"twin fidelity (last round, held out): {res['twin_fidelity']}")
+    elif part == "distill":
+        t = Table(title=f"twin --part distill ({res['algo']}): greedy reward / utility on the real env")
+        for col in ("teacher", "model", "reward", "utility", "agreement"):
+            t.add_column(col, justify="left" if col in ("teacher", "model") else "right")
+        for arm, by_h in res["students"].items():
+            teacher = res["teachers"][arm]
+            t.add_row(arm, "teacher", _ms(teacher["reward"]), _ms(teacher["utility"]), "")
+            for h, v in by_h.items():
+                t.add_row(arm, f"student {h}x{h}", _ms(v["reward"]), _ms(v["utility"]), _ms(v["agreement"]))
+        console.print(t)
+    elif part == "offline":
+        t = Table(title=f"twin --part offline ({res['algo']}): Algorithm 2, {res['epochs']} epochs")
+        for col in ("arm", "reward", "utility"):
+            t.add_column(col, justify="left" if col == "arm" else "right")
+        for arm, v in res["offline"].items():
+            t.add_row(arm, _ms(v["reward"]), _ms(v["utility"]))
+        console.print(t)
+    elif part == "landscape":
+        t = Table(title=f"twin --part landscape ({res['algo']}): curvature of the loss at lambda = 0")
+        for col in ("direction", "plain", "twin", "flatter"):
+            t.add_column(col, justify="left" if col == "direction" else "right")
+        for kind, c in res["curvature"].items():
+            t.add_row(kind, _ms(c["plain"]), _ms(c["twin"]), res["flatter"][kind])
+        console.print(t)
+    if paper.get("finding"):
+        console.print(f"paper: {paper['finding']}")

@@ -220,3 +220,71 @@ class TransferSettings(Strict):
     def compared(self) -> list[str]:
         """The strategies run from the nearest source: ``strategies`` in order, integrated always among them."""
         return list(dict.fromkeys([*self.strategies, "integrated"]))
+
+
+# --------------------------------------------------------------------------------------- digital twin (paper 004)
+
+TwinAlgo = Literal["dqn", "ddqn", "dueling"]
+TWIN_ALGOS: tuple[str, ...] = typing.get_args(TwinAlgo)
+
+
+class BsEnvConfig(Strict):
+    """The base-station MDP of paper 004 (``slicing/rl/bs_env.py``; both the real env and the twin env)."""
+
+    seed: int = Field(default=0, ge=0, lt=2**31)
+    resolution_hz: Literal[1_000_000, 200_000] = Field(default=1_000_000, description="bandwidth step: 1 MHz "
+                                                       "(171 actions) or 200 kHz (4851)")
+    episode_len: int = Field(default=200, ge=1, le=1_000_000, description="steps per episode (a round)")
+    alpha: float = Field(default=0.01, ge=0, description="eq. 5's weight of spectral efficiency")
+    beta: tuple[float, float, float] = Field(default=(1.0, 1.0, 1.0), description="eq. 5's SSR weights")
+    gamma_min: float = Field(default=2.0, description="eq. 6's starting threshold (ours: a random split's mean "
+                                                      "utility)")
+    gamma_max: float = Field(default=2.75, description="eq. 6's final threshold (ours: cleared by the best 3 of "
+                                                       "171 splits)")
+    ramp_steps: int = Field(default=3000, ge=1, description="real steps for the threshold to reach gamma_max")
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> BsEnvConfig:
+        if self.gamma_max < self.gamma_min:
+            raise FieldError(("gamma_max",), f"must be >= gamma_min ({self.gamma_min}), got {self.gamma_max}")
+        return self
+
+
+class TwinSettings(Strict):
+    """Budgets of ``slicing experiment twin`` (Algorithm 1 and its derivatives); every default is the full run's."""
+
+    algo: TwinAlgo = Field(default="ddqn", description="phi: dqn, ddqn (double Q) or dueling (double Q + dueling)")
+    seeds: tuple[int, ...] = Field(default=(0, 1, 2), min_length=1, description="one run per seed; the spread is "
+                                                                                "shown")
+    rounds: int = Field(default=40, ge=1, le=100_000, description="Algorithm 1's rounds Gamma")
+    steps_per_round: int = Field(default=200, ge=4, le=1_000_000, description="T: Agent 1's real steps per round "
+                                                                            "(the paper's round: 200)")
+    twin_steps: int = Field(default=400, ge=4, le=1_000_000, description="Phi: Agent 2's steps in the twin per "
+                                                                       "round")
+    zeta: float = Field(default=0.5, ge=0.0, le=1.0, description="eq. 8's empowerment: theta1 = zeta theta1 + "
+                                                                "(1 - zeta) theta2")
+    lr: float = Field(default=1e-3, gt=0, le=1, description="Adam learning rate (paper: 1e-3)")
+    batch: int = Field(default=32, ge=1, le=4096, description="minibatch N")
+    discount: float = Field(default=0.8, ge=0, lt=1, description="lambda of eq. 10 ([4]'s code: 0.8)")
+    hidden: tuple[int, ...] = Field(default=(256, 256, 128, 128), min_length=2, description="Q network's hidden "
+                                                                                            "layers (paper)")
+    epsilon_steps: int = Field(default=3000, ge=1, description="real steps for epsilon to fall from 1 to its floor")
+    epsilon_final: float = Field(default=0.02, ge=0, le=1)
+    target_update: int = Field(default=200, ge=1, description="steps between target-network copies")
+    learning_starts: int = Field(default=200, ge=0, description="steps sampled before the first update")
+    twin_epochs: int = Field(default=20, ge=1, le=10_000, description="twin recalibration epochs per round")
+    twin_hidden: int = Field(default=64, ge=4, le=4096)
+    twin_seq_len: int = Field(default=8, ge=1, le=1000, description="LSTM training window")
+    student_hidden: tuple[int, ...] = Field(default=(4, 16), min_length=1, description="distilled students' "
+                                                                                      "neurons per layer (2 layers)")
+    distill_epochs: int = Field(default=200, ge=1, le=100_000)
+    eval_steps: int = Field(default=200, ge=1, le=1_000_000, description="real steps of each greedy evaluation")
+    offline_transitions: int = Field(default=2000, ge=32, le=10_000_000, description="M: the fixed dataset's "
+                                                                                   "random-policy transitions")
+    offline_epochs: int = Field(default=200, ge=1, le=100_000, description="passes over the dataset (paper: 200)")
+    upsilon: float = Field(default=1.0, ge=0, description="eq. 13's regulariser towards the twin-trained weights")
+    landscape_points: int = Field(default=41, ge=3, le=10_001, description="lambda values in [-1, 1]")
+    twin: str | None = Field(default=None, description="--part offline: a saved twin (train writes "
+                                                       "<out>/agents/<algo>/digital_twin_s<seed>.pt) instead of one "
+                                                       "fitted on the offline dataset")
+    env: BsEnvConfig = Field(default_factory=BsEnvConfig)
