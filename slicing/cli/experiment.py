@@ -177,11 +177,12 @@ def experiment_microopt_cmd(
 # ------------------------------------------------------------------------------- experiment twin (paper 004)
 
 TWIN_FLAGS = {"algo": "--algo", "seeds": "--seeds", "rounds": "--rounds", "steps_per_round": "--steps-per-round",
-              "twin_steps": "--twin-steps", "zeta": "--zeta", "twin_epochs": "--twin-epochs",
+              "twin_steps": "--twin-steps", "zeta": "--zeta", "twin_updates": "--twin-updates",
               "epsilon_steps": "--epsilon-steps", "learning_starts": "--learning-starts",
               "distill_epochs": "--distill-epochs", "eval_steps": "--eval-steps",
               "offline_transitions": "--offline-transitions", "offline_epochs": "--offline-epochs",
-              "upsilon": "--upsilon", "landscape_points": "--landscape-points", "twin": "--twin"}
+              "upsilon": "--upsilon", "landscape_points": "--landscape-points", "twin": "--twin",
+              "hidden": "--hidden", "twin_hidden": "--twin-hidden", "twin_seq_len": "--twin-seq-len"}
 
 
 @experiment_app.command("twin")

@@ -184,8 +184,6 @@ def part_distill(s: TwinSettings, out: Path, progress: Progress | None) -> dict[
 # ----------------------------------------------------------------------------------------------------- offline
 
 def part_offline(s: TwinSettings, out: Path, progress: Progress | None) -> dict[str, Any]:
-    import ray
-
     from slicing.rl.bs_env import TWIN_ENV, register
     from slicing.rl.twin import dqn_config, get_weights, local_env, run_random
     from slicing.rl.twin_derived import build_module, evaluate, greedy, train_offline
@@ -207,7 +205,7 @@ def part_offline(s: TwinSettings, out: Path, progress: Progress | None) -> dict[
             payload = load_twin(s.twin)
         else:
             twin = DigitalTwin(hidden=s.twin_hidden, seq_len=s.twin_seq_len, seed=seed)
-            fidelity.append(twin.fit(data, gamma_max=s.env.gamma_max, epochs=s.twin_epochs * 5))
+            fidelity.append(twin.fit(data, gamma_max=s.env.gamma_max, updates=s.twin_updates * 5))
             payload = twin.payload()
         # Agent 2 in the twin for as many steps as Algorithm 1 would give it over the whole run
         agent2_steps = s.twin_steps * s.rounds

@@ -54,7 +54,9 @@ def twin_fidelity(per_seed: list[list[dict[str, float] | None]], out: Path) -> l
     fig, ax = plt.subplots(figsize=(6, 3.6))
     keys = [k for k in (per_seed[0][0] or {}) if k not in ("transitions", "held_out")]
     for k in keys:
-        m = np.asarray([[f[k] if f else np.nan for f in seed] for seed in per_seed])
+        m = np.asarray([[f[k] if f else np.nan for f in seed] for seed in per_seed], dtype=np.float64)
+        if np.isnan(m).all(axis=0).any():  # e.g. k-step error when a round held out fewer than k transitions
+            m = np.where(np.isnan(m), np.nanmax(np.append(m.ravel(), 0.0)), m)
         ax.plot(np.arange(1, m.shape[1] + 1), np.nanmean(m, axis=0), label=k)
     ax.set_xlabel("round (twin recalibrated on all transitions so far)")
     ax.set_ylabel("held-out error")

@@ -256,7 +256,7 @@ class TwinSettings(Strict):
     algo: TwinAlgo = Field(default="ddqn", description="phi: dqn, ddqn (double Q) or dueling (double Q + dueling)")
     seeds: tuple[int, ...] = Field(default=(0, 1, 2), min_length=1, description="one run per seed; the spread is "
                                                                                 "shown")
-    rounds: int = Field(default=40, ge=1, le=100_000, description="Algorithm 1's rounds Gamma")
+    rounds: int = Field(default=30, ge=1, le=100_000, description="Algorithm 1's rounds Gamma")
     steps_per_round: int = Field(default=200, ge=4, le=1_000_000, description="T: Agent 1's real steps per round "
                                                                             "(the paper's round: 200)")
     twin_steps: int = Field(default=400, ge=4, le=1_000_000, description="Phi: Agent 2's steps in the twin per "
@@ -272,7 +272,8 @@ class TwinSettings(Strict):
     epsilon_final: float = Field(default=0.02, ge=0, le=1)
     target_update: int = Field(default=200, ge=1, description="steps between target-network copies")
     learning_starts: int = Field(default=200, ge=0, description="steps sampled before the first update")
-    twin_epochs: int = Field(default=20, ge=1, le=10_000, description="twin recalibration epochs per round")
+    twin_updates: int = Field(default=300, ge=1, le=1_000_000, description="twin recalibration minibatches (64 "
+                                                                          "windows each) per round")
     twin_hidden: int = Field(default=64, ge=4, le=4096)
     twin_seq_len: int = Field(default=8, ge=1, le=1000, description="LSTM training window")
     student_hidden: tuple[int, ...] = Field(default=(4, 16), min_length=1, description="distilled students' "
@@ -288,3 +289,10 @@ class TwinSettings(Strict):
                                                        "<out>/agents/<algo>/digital_twin_s<seed>.pt) instead of one "
                                                        "fitted on the offline dataset")
     env: BsEnvConfig = Field(default_factory=BsEnvConfig)
+
+    @model_validator(mode="after")
+    def _twin_data(self) -> TwinSettings:
+        if self.steps_per_round < 2 * self.twin_seq_len:
+            raise FieldError(("steps_per_round",), f"must be >= 2 * twin_seq_len ({2 * self.twin_seq_len}): the "
+                                                   "twin's first calibration needs that many transitions")
+        return self

@@ -150,7 +150,7 @@ def run_arm(s: TwinSettings, seed: int, use_twin: bool, progress: Progress | Non
                 fid = None
                 if use_twin:
                     assert agent2 is not None and twin is not None
-                    fid = twin.fit(data, gamma_max=s.env.gamma_max, epochs=s.twin_epochs)  # line 4
+                    fid = twin.fit(data, gamma_max=s.env.gamma_max, updates=s.twin_updates)  # line 4
                     set_weights(agent2, get_weights(agent1))  # line 20 (theta2 <- theta1)
                     local_env(agent2).set_twin(twin.payload(), real.steps)
                     agent2.train()  # Phi twin steps (lines 5-11)

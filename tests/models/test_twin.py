@@ -30,7 +30,7 @@ def known_system(n: int = 600, seed: int = 0) -> Transitions:
 def test_twin_learns_a_known_system_better_than_persistence():
     d = known_system()
     twin = DigitalTwin(hidden=32, seq_len=8, seed=0, lr=3e-3)
-    fid = twin.fit(d, gamma_max=2.0, epochs=150)
+    fid = twin.fit(d, gamma_max=2.0, updates=1500)
     test = slice(int(len(d) * 0.8), None)
     persistence = float(np.sqrt(((d.s[test] - d.s_next[test]) ** 2).mean()))
     assert fid["state_rmse_1"] < 0.3 * persistence, (fid, persistence)
@@ -43,15 +43,15 @@ def test_twin_learns_a_known_system_better_than_persistence():
 def test_recalibration_continues_from_the_current_weights():
     d = known_system()
     twin = DigitalTwin(hidden=16, seed=1)
-    first = twin.fit(d, gamma_max=2.0, epochs=5)
-    second = twin.fit(d, gamma_max=2.0, epochs=5)
+    first = twin.fit(d, gamma_max=2.0, updates=40)
+    second = twin.fit(d, gamma_max=2.0, updates=40)
     assert second["state_rmse_1"] < first["state_rmse_1"]
 
 
 def test_payload_rebuilds_the_same_network():
     d = known_system(100)
     twin = DigitalTwin(hidden=8, seed=0)
-    twin.fit(d, gamma_max=2.0, epochs=1)
+    twin.fit(d, gamma_max=2.0, updates=2)
     net = net_from_payload(twin.payload())
     s = torch.rand(1, 4, 3)
     a = torch.rand(1, 4, 3)
@@ -67,7 +67,7 @@ def test_too_few_transitions_is_an_error():
 
 def test_saved_twin_round_trips_and_bad_files_are_refused(tmp_path):
     twin = DigitalTwin(hidden=8, seed=0)
-    twin.fit(known_system(100), gamma_max=2.0, epochs=1)
+    twin.fit(known_system(100), gamma_max=2.0, updates=2)
     good = tmp_path / "twin.pt"
     twin.save(good)
     p = load_twin(good)

@@ -10,7 +10,7 @@ import torch
 from slicing.rl.settings import TwinSettings
 from slicing.rl.twin import get_weights, set_weights, soft_merge
 
-TINY = TwinSettings(seeds=(0,), rounds=2, steps_per_round=8, twin_steps=8, learning_starts=4, twin_epochs=1,
+TINY = TwinSettings(seeds=(0,), rounds=2, steps_per_round=8, twin_steps=8, learning_starts=4, twin_updates=2,
                     hidden=(16, 16), twin_hidden=8, twin_seq_len=2, eval_steps=3, distill_epochs=2,
                     offline_transitions=32, offline_epochs=2, landscape_points=5, target_update=4)
 
@@ -64,7 +64,7 @@ def test_algorithm1_spends_only_agent1s_real_steps_and_recalibrates_the_twin(ray
     plain = run_arm(TINY, 0, use_twin=False)
     assert [r.real_steps for r in plain.rounds] == [8, 16] and all(r.twin is None for r in plain.rounds)
     rnd = run_random(TINY, 0)
-    assert len(rnd.data) == 16 and 0.0 <= rnd.rounds[-1].reward
+    assert len(rnd.data) == 16 and rnd.rounds[-1].reward >= 0.0
 
 
 def test_distillation_loss_is_cross_entropy_on_pseudo_labels():
