@@ -83,6 +83,19 @@ def load_arm(path: Path) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------------- train
 
+class ProgressBoard:
+    """Rounds done per (arm, seed): written by the training tasks, read by the driver's progress bars (a Ray
+    actor in ``part_train``)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, tuple[int, int]] = {}
+
+    def update(self, label: str, done: int, total: int) -> None:
+        self.state[label] = (done, total)
+
+    def read(self) -> dict[str, tuple[int, int]]:
+        return dict(self.state)
+
 def part_train(s: TwinSettings, out: Path, progress: Progress | None) -> dict[str, Any]:
     import ray
 
@@ -90,19 +103,29 @@ def part_train(s: TwinSettings, out: Path, progress: Progress | None) -> dict[st
     from slicing.runtime.ray_util import ensure_ray
 
     ensure_ray()
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote()  # the tasks report their rounds; the driver shows them
+
+    def report(label: str, done: int, total: int) -> None:
+        board.update.remote(label, done, total)
+
     remote = ray.remote(num_cpus=1)(run_arm)
-    jobs = {(arm, seed): remote.remote(s, seed, arm == "twin") for seed in s.seeds for arm in ARMS}
-    results = {("random", seed): run_random(s, seed) for seed in s.seeds}
-    pending = dict(jobs)
-    done = 0
-    while pending:
-        ready, _ = ray.wait(list(pending.values()), num_returns=1)
-        key = next(k for k, v in pending.items() if v == ready[0])
-        results[key] = ray.get(ready[0])
-        del pending[key]
-        done += 1
+    jobs = {(arm, seed): remote.remote(s, seed, arm == "twin", report) for seed in s.seeds for arm in ARMS}
+    results = {}
+    for seed in s.seeds:
+        results[("random", seed)] = run_random(s, seed)
         if progress:
-            progress("train: agents (plain and twin, every seed)", done, len(jobs))
+            progress("train: random policy", len(results), len(s.seeds))
+    pending = dict(jobs)
+    while pending:
+        ready, _ = ray.wait(list(pending.values()), num_returns=1, timeout=2.0)
+        if progress:
+            for label, (done, total) in sorted(ray.get(board.read.remote()).items()):
+                progress(f"train: {label}", done, total)
+        for ref in ready:
+            key = next(k for k, v in pending.items() if v == ref)
+            results[key] = ray.get(ref)
+            del pending[key]
+    ray.kill(board)
     for (arm, seed), res in results.items():
         if arm != "random":
             _save_arm(agents_dir(out, s) / f"{arm}_s{seed}.pt", res)
