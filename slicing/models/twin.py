@@ -8,7 +8,8 @@
   twin env applies eq. 6 to the predicted U with the real env's current threshold. The reported fidelity includes
   the reward error after that step.
 - **Recalibration** continues training from the current weights on all transitions collected so far (Algorithm 1,
-  line 4, every round), a fixed number of minibatches of windows drawn at random (constant cost per round); the last 20 % (in time) are held out for the fidelity figures: one-step state RMSE, k-step
+  line 4, every round): a fixed number of minibatches of windows drawn at random, so a round costs the same however
+  much data there is. The last 20 % (in time) are held out for the fidelity figures: one-step state RMSE, k-step
   (autoregressive) state RMSE, utility MAE and reward MAE, all in the observation's scaled units.
 - The twin is stochastic like the real env: the state head's held-out residual standard deviation per slice is kept
   and the twin env adds Gaussian noise of that size (the paper calls its LSTM a generative model with a random term).
