@@ -252,7 +252,7 @@ def part_offline(s: TwinSettings, out: Path, progress: Progress | None) -> dict[
     figures = plots.offline_curves(losses, summary, out)
     return {"algo": s.algo, "offline": summary, "twin_better": summary["twin"]["reward"]["mean"] >
             summary["plain"]["reward"]["mean"], "upsilon": s.upsilon, "epochs": s.offline_epochs,
-            "dataset": s.offline_transitions, "agent2_twin_steps": s.twin_steps * s.rounds,
+            "dataset": len(data), "agent2_twin_steps": s.twin_steps * s.rounds,
             "twin_fidelity": ({k: round(float(np.mean([f[k] for f in fidelity])), 4) for k in fidelity[0]}
                               if fidelity else {"twin_file": s.twin}),
             "seeds": list(s.seeds), "figures": figures, "paper": PAPER["offline"]}

@@ -55,9 +55,10 @@ def twin_fidelity(per_seed: list[list[dict[str, float] | None]], out: Path) -> l
     keys = [k for k in (per_seed[0][0] or {}) if k not in ("transitions", "held_out")]
     for k in keys:
         m = np.asarray([[f[k] if f else np.nan for f in seed] for seed in per_seed], dtype=np.float64)
-        if np.isnan(m).all(axis=0).any():  # e.g. k-step error when a round held out fewer than k transitions
-            m = np.where(np.isnan(m), np.nanmax(np.append(m.ravel(), 0.0)), m)
-        ax.plot(np.arange(1, m.shape[1] + 1), np.nanmean(m, axis=0), label=k)
+        # a round without a value (e.g. the k-step error when fewer than k transitions were held out) is a gap
+        counts = (~np.isnan(m)).sum(axis=0)
+        mean = np.where(counts > 0, np.nansum(m, axis=0) / np.maximum(counts, 1), np.nan)
+        ax.plot(np.arange(1, m.shape[1] + 1), mean, label=k)
     ax.set_xlabel("round (twin recalibrated on all transitions so far)")
     ax.set_ylabel("held-out error")
     ax.set_yscale("log")

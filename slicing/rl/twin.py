@@ -142,7 +142,6 @@ def run_arm(s: TwinSettings, seed: int, use_twin: bool, progress: Progress | Non
             real: BaseStationEnv = local_env(agent1)
             data = Transitions.empty()
             for i in range(1, s.rounds + 1):
-                real.history.clear()
                 agent1.train()  # T real steps (lines 13-19)
                 ssr = np.asarray([h[6] for h in real.history])
                 d = real.drain()

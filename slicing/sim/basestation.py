@@ -96,10 +96,10 @@ class BaseStation:
         self.members = [np.flatnonzero(self.category == i) for i in range(3)]
         self.onehot = np.eye(3)[self.category]  # [U, 3]
         r = np.sqrt(self.rng.uniform((MIN_DIST_M / RADIUS_M) ** 2, 1.0, n)) * RADIUS_M
+        # TR 36.814 as topology.path_loss_db, without its 35 m macro-cell floor: this cell's users are 5-40 m away
         path_loss_db = 128.1 + 37.6 * np.log10(r / 1000.0)
         psd_dbm = TX_DBM - 10 * np.log10(BANDWIDTH_HZ)
         self.mean_snr = 10 ** ((psd_dbm - path_loss_db - NOISE_DBM_HZ) / 10)
-        self.distance_m = r
         self.rem = np.zeros((n, QUEUE))  # bits left of each queued packet, FIFO, compacted left
         self.arr = np.zeros((n, QUEUE), dtype=np.int64)  # arrival slot of each queued packet
         self.n = np.zeros(n, dtype=np.int64)  # packets queued
