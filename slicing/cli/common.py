@@ -132,6 +132,14 @@ class ModelOptions:
             loc, message = cause.path, cause.message
         else:
             loc, message = tuple(first["loc"]), first["msg"].removeprefix("Value error, ")
+        return self._named(loc, message)
+
+    def bad_parameter(self, err: FieldError) -> typer.BadParameter:
+        """A rule the settings break that only the command can check (e.g. against a scenario file), named by
+        its flag like ``build``'s errors."""
+        return typer.BadParameter(self._named(err.path, err.message))
+
+    def _named(self, loc: tuple, message: str) -> str:
         field = str(loc[0]) if loc else ""
         if field not in self.flags:
             return f"{field}: {message}" if field else message

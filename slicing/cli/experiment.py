@@ -21,11 +21,12 @@ from slicing.cli.common import (
     progress_bar,
     stage_progress,
 )
+from slicing.errors import FieldError
 from slicing.experiments.microopt_settings import PARTS as MICROOPT_PARTS
 from slicing.experiments.microopt_settings import MicroOptExperimentSettings
 from slicing.rl.settings import ImitationSettings, SafetySettings, TransferSettings, TwinSettings
 
-TWIN_PARTS = ("train", "distill", "offline", "landscape")
+TWIN_PARTS = ("train", "distill", "offline", "landscape", "multicell")
 
 SAFETY_FLAGS = {"cells": "--cells", "iterations": "--iterations", "warmup": "--warmup",
                 "refit_every": "--refit-every", "eval_days": "--eval-days", "threshold": "--threshold",
@@ -182,7 +183,9 @@ TWIN_FLAGS = {"algo": "--algo", "seeds": "--seeds", "rounds": "--rounds", "steps
               "distill_epochs": "--distill-epochs", "eval_steps": "--eval-steps",
               "offline_transitions": "--offline-transitions", "offline_epochs": "--offline-epochs",
               "upsilon": "--upsilon", "landscape_points": "--landscape-points", "twin": "--twin",
-              "hidden": "--hidden", "twin_hidden": "--twin-hidden", "twin_seq_len": "--twin-seq-len"}
+              "hidden": "--hidden", "twin_hidden": "--twin-hidden", "twin_seq_len": "--twin-seq-len",
+              "scenario": "--scenario", "h1_periods": "--h1-periods", "round_periods": "--round-periods",
+              "twin_periods": "--twin-periods"}
 
 
 @experiment_app.command("twin")
@@ -199,9 +202,10 @@ def experiment_twin_cmd(
     without the twin and a random policy; distillation, offline RL, loss landscapes (docs/twin.md).
 
     train: Figs. 5-6; distill: Fig. 8; offline: Fig. 9; landscape: Fig. 7. distill and landscape reuse the
-    agents train saved under OUT/agents/ALGO (and run train first when they are missing).
+    agents train saved under OUT/agents/ALGO (and run train first when they are missing). multicell (beyond the
+    paper): the same loop on the drl scheme's SAC cell agents of --scenario; does the twin shorten H1?
     """
-    from slicing.experiments.twin import run_twin_experiment
+    from slicing.experiments.twin import multicell_bounds, run_twin_experiment
 
     if part not in TWIN_PARTS:
         raise typer.BadParameter(f"--part {part!r}: must be one of {', '.join(TWIN_PARTS)}")
@@ -210,6 +214,11 @@ def experiment_twin_cmd(
         from slicing.models.twin import load_twin
 
         load_twin(s.twin)  # a bad file fails now (exit 2), not after the dataset is collected
+    if part == "multicell":
+        try:
+            multicell_bounds(s)  # a bad scenario or budget fails now
+        except FieldError as err:
+            raise options.bad_parameter(err) from None
     with progress_bar() as bar:
         show = stage_progress(bar)
         res = run_twin_experiment(part, s, out, progress=show)

@@ -221,5 +221,20 @@ def print_twin(res: dict) -> None:
         for kind, c in res["curvature"].items():
             t.add_row(kind, _ms(c["plain"]), _ms(c["twin"]), res["flatter"][kind])
         console.print(t)
+    elif part == "multicell":
+        levels = list(res["periods_to_level"])
+        t = Table(title=f"twin --part multicell: drl cell agents of {res['scenario']}, {res['h1_periods']} H1 "
+                        f"periods")
+        for col in ("arm", f"reward, first {res['early_periods']}", f"reward, last {res['window']}",
+                    "P(r >= 0.999)", *(f"periods to {lvl} x traffic (per seed)" for lvl in levels)):
+            t.add_column(col, justify="left" if col == "arm" else "right")
+        for arm in res["early_reward"]:
+            m = res["h1_metrics"].get(arm)
+            t.add_row(arm, _ms(res["early_reward"][arm]), _ms(res["final_reward"][arm]),
+                      _ms(m["p_satisfied"]) if m else "",
+                      *(", ".join("-" if v is None else str(v) for v in res["periods_to_level_per_seed"][lvl]
+                                  .get(arm, [])) for lvl in levels))
+        console.print(t)
+        console.print(f"twin fidelity (held out): {res['twin_fidelity']}")
     if paper.get("finding"):
         console.print(f"paper: {paper['finding']}")

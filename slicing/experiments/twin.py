@@ -2,8 +2,8 @@
 distillation, offline RL (Algorithm 2) and loss landscapes. One function per ``--part``; each returns its JSON
 payload (ours beside the paper's under ``"paper"``) and writes its figure and ``<part>.json`` to ``out``.
 
-How to run: ``slicing experiment twin --part train|distill|offline|landscape [--algo dqn|ddqn|dueling] [--json]
-[--out DIR]``. ``distill`` and ``landscape`` use the agents ``train`` saved under ``<out>/agents`` (same algo and
+How to run: ``slicing experiment twin --part train|distill|offline|landscape|multicell [--algo dqn|ddqn|dueling]
+[--json] [--out DIR]``. ``distill`` and ``landscape`` use the agents ``train`` saved under ``<out>/agents`` (same algo and
 seeds), and run ``train`` first when they are missing.
 
 - ``train``: Figs. 5-6: per round (T = 200 real steps) the mean reward (eq. 6) and utility (eq. 5) of Agent 1 with
@@ -15,6 +15,9 @@ seeds), and run ``train`` first when they are missing.
   on that dataset; upsilon > 0 towards its weights, starting from them) and without (upsilon = 0, random start).
 - ``landscape``: Fig. 7: L(theta + lambda v) along the gradient and a random direction for the trained agents;
   flatness = curvature at lambda = 0.
+- ``multicell`` (beyond the paper): the same loop on the IDLA scenario's ``drl`` scheme (SAC cell agents,
+  ``slicing/rl/cell_twin.py``), plain and twin arms per seed as Ray tasks; H1 learning curves against the
+  traffic-proportional baseline, and the periods each arm needs to reach 0.9 / 0.95 of it.
 
 Evaluations (distill, offline) run the greedy policy for ``eval_steps`` real steps on a fresh base station with
 the reward threshold at its final value gamma_max.
@@ -32,12 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from slicing.errors import FieldError
 from slicing.experiments import twin_plots as plots
 from slicing.models.twin import DigitalTwin, Transitions, load_twin, save_twin_blob
 from slicing.rl.settings import TwinSettings
 
 Progress = Callable[[str, int, int], None]
 THRESHOLDS = (0.8,)
+MULTICELL_LEVELS = (0.9, 0.95)  # of the traffic baseline's trailing-day reward, fixed before any run
 ARMS = ("plain", "twin")
 
 PAPER: dict[str, Any] = {
@@ -46,6 +51,8 @@ PAPER: dict[str, Any] = {
     "distill": {"finding": "students of the twin-trained teacher beat those of the plain teacher (Fig. 8)"},
     "offline": {"finding": "offline DRL with the twin beats offline DRL without it (Fig. 9)"},
     "landscape": {"finding": "twin-trained agents sit in flatter minima (Fig. 7)"},
+    "multicell": {"finding": "not in the paper: its twin serves one base station with a discrete DQN agent; here "
+                             "the same loop serves the IDLA scenario's SAC cell agents (the drl scheme)"},
 }
 
 
@@ -96,36 +103,46 @@ class ProgressBoard:
     def read(self) -> dict[str, tuple[int, int]]:
         return dict(self.state)
 
-def part_train(s: TwinSettings, out: Path, progress: Progress | None) -> dict[str, Any]:
+def _arms_as_tasks(fn: Callable[..., Any], args: Callable[[int, str], tuple], seeds: tuple[int, ...], part: str,
+                   progress: Progress | None) -> dict[tuple[str, int], Any]:
+    """``fn(*args(seed, arm), report)`` for every (arm, seed) as a Ray task of one CPU; their progress reports go
+    through a ``ProgressBoard`` actor to the driver's ``progress``."""
     import ray
 
-    from slicing.rl.twin import run_arm, run_random
-    from slicing.runtime.ray_util import ensure_ray
-
-    ensure_ray()
-    board = ray.remote(num_cpus=0)(ProgressBoard).remote()  # the tasks report their rounds; the driver shows them
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote()
 
     def report(label: str, done: int, total: int) -> None:
         board.update.remote(label, done, total)
 
-    remote = ray.remote(num_cpus=1)(run_arm)
-    jobs = {(arm, seed): remote.remote(s, seed, arm == "twin", report) for seed in s.seeds for arm in ARMS}
+    remote = ray.remote(num_cpus=1)(fn)
+    pending = {(arm, seed): remote.remote(*args(seed, arm), report) for seed in seeds for arm in ARMS}
+    results = {}
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending.values()), num_returns=1, timeout=2.0)
+            if progress:
+                for label, (done, total) in sorted(ray.get(board.read.remote()).items()):
+                    progress(f"{part}: {label}", done, total)
+            for ref in ready:
+                key = next(k for k, v in pending.items() if v == ref)
+                results[key] = ray.get(ref)
+                del pending[key]
+    finally:
+        ray.kill(board)
+    return results
+
+
+def part_train(s: TwinSettings, out: Path, progress: Progress | None) -> dict[str, Any]:
+    from slicing.rl.twin import run_arm, run_random
+    from slicing.runtime.ray_util import ensure_ray
+
+    ensure_ray()
     results = {}
     for seed in s.seeds:
         results[("random", seed)] = run_random(s, seed)
         if progress:
             progress("train: random policy", len(results), len(s.seeds))
-    pending = dict(jobs)
-    while pending:
-        ready, _ = ray.wait(list(pending.values()), num_returns=1, timeout=2.0)
-        if progress:
-            for label, (done, total) in sorted(ray.get(board.read.remote()).items()):
-                progress(f"train: {label}", done, total)
-        for ref in ready:
-            key = next(k for k, v in pending.items() if v == ref)
-            results[key] = ray.get(ref)
-            del pending[key]
-    ray.kill(board)
+    results |= _arms_as_tasks(run_arm, lambda seed, arm: (s, seed, arm == "twin"), s.seeds, "train", progress)
     for (arm, seed), res in results.items():
         if arm != "random":
             _save_arm(agents_dir(out, s) / f"{arm}_s{seed}.pt", res)
@@ -295,8 +312,112 @@ def part_landscape(s: TwinSettings, out: Path, progress: Progress | None) -> dic
             "figures": figures, "paper": PAPER["landscape"]}
 
 
+# ----------------------------------------------------------------------------------------------------- multicell
+
+def _trailing(x: np.ndarray, window: int) -> np.ndarray:
+    """Trailing means over ``window`` (the first window - 1 entries average what there is so far)."""
+    c = np.cumsum(np.insert(np.asarray(x, dtype=np.float64), 0, 0.0))
+    idx = np.arange(1, len(x) + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def periods_to(relative: np.ndarray, level: float, window: int) -> int | None:
+    """The first H1 period (1-based) from a full day on whose trailing-day reward, relative to the traffic
+    baseline's, reaches ``level``; None if none does."""
+    hits = np.flatnonzero(relative[window - 1:] >= level) if len(relative) >= window else np.zeros(0, dtype=int)
+    return int(hits[0] + window) if len(hits) else None
+
+
+def traffic_rewards(scenario, h0_end: int, h1_end: int, reward: str) -> np.ndarray:
+    """[h1_end - h0_end] per-period mean cell reward of the traffic-proportional baseline over the same periods
+    (in control from period 0, all cells simulated, perfect knowledge of the offered traffic)."""
+    from slicing.optim.baselines import traffic_proportional
+    from slicing.rl.env import period_reward
+    from slicing.sim.simulator import Simulator
+
+    sim = Simulator(scenario)
+    out = []
+    while sim.period < h1_end:
+        rep = sim.step(traffic_proportional(sim.demand().offered_mbps, sim.slice_mask()))
+        if rep.period >= h0_end:
+            out.append(float(period_reward(rep.r, rep.mask, reward).mean()))
+    return np.asarray(out)
+
+
+def multicell_bounds(s: TwinSettings):
+    """(scenario, H0's end, the last scored period + 1) of ``--part multicell``; bad settings raise ``FieldError``
+    (and a bad scenario file ``ScenarioError``) before anything runs."""
+    from slicing.config import load_scenario
+    from slicing.experiments.idla import phase_bounds
+
+    scenario = load_scenario(s.scenario)
+    h0_end, h1_phase_end = phase_bounds(scenario)
+    if s.h1_periods > h1_phase_end - h0_end:
+        raise FieldError(("h1_periods",), f"{s.scenario}'s H1 has {h1_phase_end - h0_end} periods, got "
+                                          f"{s.h1_periods}")
+    if h0_end - 1 < 2 * s.twin_seq_len:
+        raise FieldError(("twin_seq_len",), f"{s.scenario}'s H0 has {h0_end - 1} transitions; the twin needs at "
+                                            f"least 2 * twin_seq_len = {2 * s.twin_seq_len}")
+    return scenario, h0_end, h0_end + s.h1_periods
+
+
+def part_multicell(s: TwinSettings, out: Path, progress: Progress | None) -> dict[str, Any]:
+    from slicing.experiments.metrics import phase_metrics
+    from slicing.rl.cell_twin import run_cell_arm
+    from slicing.rl.env import period_reward
+    from slicing.runtime.ray_util import ensure_ray
+
+    scenario, h0_end, h1_end = multicell_bounds(s)
+    ensure_ray()
+    results = _arms_as_tasks(run_cell_arm, lambda seed, arm: (scenario, s, seed, arm == "twin", h0_end, h1_end),
+                             s.seeds, "multicell", progress)
+    kind = scenario.drl.reward
+    window = min(96, s.h1_periods)
+    traffic = {seed: traffic_rewards(scenario.model_copy(update={"seed": seed}), h0_end, h1_end, kind)
+               for seed in s.seeds}
+    curves = {arm: {seed: np.asarray([period_reward(rec.r, rec.mask, kind).mean() for rec in results[(arm, seed)]
+                                      .records]) for seed in s.seeds} for arm in ARMS}
+    smooth = {arm: np.asarray([_trailing(by_seed[sd], window) for sd in s.seeds])
+              for arm, by_seed in (curves | {"traffic": traffic}).items()}  # [seeds, H1 periods]
+    relative = {arm: {sd: smooth[arm][i] / np.maximum(smooth["traffic"][i], 1e-9) for i, sd in enumerate(s.seeds)}
+                for arm in ARMS}
+    per_seed = {str(lvl): {arm: [periods_to(relative[arm][sd], lvl, window) for sd in s.seeds] for arm in ARMS}
+                for lvl in MULTICELL_LEVELS}
+    to_level = {lvl: {arm: (None if any(v is None for v in vals) else round(float(np.mean(vals)), 1))
+                      for arm, vals in arms.items()} for lvl, arms in per_seed.items()}
+    early = min(2 * window, s.h1_periods)
+
+    def h1(arm: str, seed: int) -> dict[str, float]:
+        recs = results[(arm, seed)].records
+        return phase_metrics(np.stack([r.r for r in recs]), np.stack([r.mask for r in recs]),
+                             np.stack([r.share.sum(axis=1) for r in recs]))
+
+    metrics = {arm: {k: _mean_std([h1(arm, sd)[k] for sd in s.seeds])
+                     for k in ("mean_satisfaction", "p_satisfied", "mean_utility")} for arm in ARMS}
+    rounds = [results[("twin", sd)].rounds for sd in s.seeds]
+    fid_keys = [k for k in rounds[0][0] if k not in ("period", "transitions", "held_out")] if rounds[0] else []
+    twin_fidelity = {when: {k: round(float(np.mean([r[i][k] for r in rounds])), 4) for k in fid_keys}
+                     for when, i in (("h0_only", 0), ("last_round", -1))} if fid_keys else {}
+    figures = plots.multicell_curves(smooth, window, rounds, h0_end, out)
+    return {
+        "scenario": s.scenario, "cells": int(scenario.cells), "h0_end": h0_end, "h1_periods": s.h1_periods,
+        "periods_to_level": to_level, "periods_to_level_per_seed": per_seed,
+        "early_reward": {arm: _mean_std([curves[arm][sd][:early].mean() for sd in s.seeds]) for arm in ARMS}
+        | {"traffic": _mean_std([traffic[sd][:early].mean() for sd in s.seeds])},
+        "final_reward": {arm: _mean_std([curves[arm][sd][-window:].mean() for sd in s.seeds]) for arm in ARMS}
+        | {"traffic": _mean_std([traffic[sd][-window:].mean() for sd in s.seeds])},
+        "h1_metrics": metrics, "twin_fidelity": twin_fidelity, "twin_rounds": len(rounds[0]),
+        "round_periods": s.round_periods, "twin_periods": s.twin_periods, "zeta": s.zeta, "seeds": list(s.seeds),
+        "reward": kind, "window": window, "early_periods": early,
+        "arm_wall_s": {arm: round(float(np.mean([results[(arm, sd)].wall_s for sd in s.seeds])), 1) for arm in ARMS},
+        "figures": figures, "paper": PAPER["multicell"],
+    }
+
+
 PARTS: dict[str, Callable[[TwinSettings, Path, Progress | None], dict[str, Any]]] = {
-    "train": part_train, "distill": part_distill, "offline": part_offline, "landscape": part_landscape}
+    "train": part_train, "distill": part_distill, "offline": part_offline, "landscape": part_landscape,
+    "multicell": part_multicell}
 
 
 def run_twin_experiment(part: str, s: TwinSettings, out: Path, progress: Progress | None = None) -> dict[str, Any]:

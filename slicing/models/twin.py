@@ -37,18 +37,20 @@ class TwinFileError(ValueError):
 
 
 class TwinNet(nn.Module):
-    """LSTM state model + MLP utility model."""
+    """LSTM state model + MLP utility model. The dimensions default to the base station's (3 slices); the
+    multi-cell twin (``slicing/models/cell_twin.py``) uses a cell's observation and shares, and its reward head
+    predicts the env's reward directly."""
 
-    def __init__(self, hidden: int = 64) -> None:
+    def __init__(self, hidden: int = 64, state_dim: int = STATE_DIM, action_dim: int = ACTION_DIM) -> None:
         super().__init__()
         self.hidden = hidden
-        self.lstm = nn.LSTM(STATE_DIM + ACTION_DIM, hidden, batch_first=True)
-        self.state_head = nn.Linear(hidden, STATE_DIM)
-        self.reward = nn.Sequential(nn.Linear(STATE_DIM + ACTION_DIM, hidden), nn.ReLU(),
+        self.lstm = nn.LSTM(state_dim + action_dim, hidden, batch_first=True)
+        self.state_head = nn.Linear(hidden, state_dim)
+        self.reward = nn.Sequential(nn.Linear(state_dim + action_dim, hidden), nn.ReLU(),
                                     nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def next_state(self, s: torch.Tensor, a: torch.Tensor, hc=None):
-        """s, a: [B, T, 3] -> (s_next [B, T, 3], (h, c)). Predicts s + delta."""
+        """s: [B, T, state_dim], a: [B, T, action_dim] -> (s_next [B, T, state_dim], (h, c)). Predicts s + delta."""
         out, hc = self.lstm(torch.cat([s, a], dim=-1), hc)
         return s + self.state_head(out), hc
 

@@ -23,7 +23,7 @@ out-of-shard neighbours contribute their halo load instead; see ``slicing/data/f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -41,13 +41,22 @@ from slicing.sim.utility import utility
 REWARDS = ("min", "sum_log")
 @dataclass(frozen=True)
 class PeriodRecord:
-    """One simulated period of the region's cells (timeline recording): [N, S] arrays, ``share`` what was applied."""
+    """One simulated period of the region's cells (timeline recording): [N, S] arrays, ``share`` what was applied;
+    ``obs`` [N, 5 S] the observation the agents got after it (for the next period)."""
 
     period: int
     r: np.ndarray
     mask: np.ndarray
     throughput_mbps: np.ndarray
     share: np.ndarray
+    obs: np.ndarray | None = None
+
+
+def period_reward(r: np.ndarray, mask: np.ndarray, kind: str) -> np.ndarray:
+    """[N] reward of each cell from its [N, S] satisfaction r and slice mask (``REWARDS``; module doc)."""
+    if kind == "min":
+        return np.where(mask.any(axis=1), np.where(mask, r, np.inf).min(axis=1), 0.0)
+    return utility(r, mask)
 
 
 def agent_id(cell_id: int) -> str:
@@ -145,7 +154,14 @@ class CellSlicingEnv(MultiAgentEnv):
             self._report = self._sim_step(self._baseline(), self._halo_first())  # warm-up period
         self._t = 0
         self.agents = list(self.possible_agents)
-        return self._obs_dict(self._obs_array()), {a: {} for a in self.possible_agents}
+        return self._obs_dict(self._observe()), {a: {} for a in self.possible_agents}
+
+    def _observe(self) -> np.ndarray:
+        """[N, 5 S] observations after the last simulated period (kept in its record when recording)."""
+        arr = self._obs_array()
+        if self.record and self.records and self.records[-1].obs is None:
+            self.records[-1] = replace(self.records[-1], obs=arr)
+        return arr
 
     def _halo_first(self) -> np.ndarray | None:
         return None if not len(self.sim.halo_ids) else np.full(len(self.sim.halo_ids), INITIAL_UTIL)
@@ -155,13 +171,9 @@ class CellSlicingEnv(MultiAgentEnv):
         rep = self._sim_step(shares, self._halo())
         self._report = rep
         self._t += 1
-        r, m = rep.r[self._rows], rep.mask[self._rows]  # [N, S]
-        if self.reward_kind == "min":
-            rew = np.where(m.any(axis=1), np.where(m, r, np.inf).min(axis=1), 0.0)
-        else:
-            rew = utility(r, m)
+        rew = period_reward(rep.r[self._rows], rep.mask[self._rows], self.reward_kind)
         done = self._t >= self.episode_len
-        obs = self._obs_dict(self._obs_array())
+        obs = self._obs_dict(self._observe())
         rewards = {a: float(rew[i]) for i, a in enumerate(self.possible_agents)}
         terminateds = dict.fromkeys(self.possible_agents, False) | {"__all__": False}
         truncateds = dict.fromkeys(self.possible_agents, done) | {"__all__": done}

@@ -289,6 +289,15 @@ class TwinSettings(Strict):
                                                        "<out>/agents/<algo>/digital_twin_s<seed>.pt) instead of one "
                                                        "fitted on the offline dataset")
     env: BsEnvConfig = Field(default_factory=BsEnvConfig)
+    # --part multicell: the loop on the IDLA scenario's drl scheme (SAC cell agents)
+    scenario: str = Field(default="scenarios/idla.yaml", min_length=1, description="--part multicell: the "
+                                                                                   "scenario whose drl scheme runs")
+    h1_periods: int = Field(default=576, ge=1, le=1_000_000, description="--part multicell: H1 periods run and "
+                                                                        "scored (576 = 6 days)")
+    round_periods: int = Field(default=96, ge=1, le=1_000_000, description="--part multicell: real periods "
+                                                                          "between twin rounds")
+    twin_periods: int = Field(default=96, ge=1, le=1_000_000, description="--part multicell: Agent 2's periods "
+                                                                         "in the twin per round")
 
     @model_validator(mode="after")
     def _twin_data(self) -> TwinSettings:

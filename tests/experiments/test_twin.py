@@ -101,3 +101,54 @@ def test_a_twin_file_of_the_wrong_shape_exits_2(tmp_path):
     res = CliRunner().invoke(app, ["experiment", "twin", "--part", "offline", "--twin", str(bad)])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "weights do not fit" in " ".join(res.output.split()), res.output
+
+
+TINY_SCENARIO = """name: tiny
+seed: 3
+steps: 100            # H0 = [0, 20), H1 = [20, 60)
+topology:
+  sites: 1
+initial_slices: [1, 2, 4]
+schedule:
+  - at_fraction: 0.6
+    add: [3]
+"""
+MULTICELL_FLAGS = ["--h1-periods", "16", "--round-periods", "8", "--twin-periods", "8", "--twin-updates", "2",
+                   "--twin-hidden", "8", "--twin-seq-len", "2"]
+
+
+def test_multicell_compares_the_drl_scheme_with_and_without_the_twin(ray_session, tmp_path):
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY_SCENARIO)
+    res = CliRunner().invoke(app, ["experiment", "twin", "--part", "multicell", "--scenario", str(scenario),
+                                   "--seeds", "0,1", *MULTICELL_FLAGS, "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    res = json.loads(res.stdout.strip().splitlines()[-1])
+    assert res["part"] == "multicell" and res["cells"] == 3 and res["h0_end"] == 20 and res["h1_periods"] == 16
+    assert set(res["periods_to_level"]) == {"0.9", "0.95"}
+    assert all(len(v) == 2 for v in res["periods_to_level_per_seed"]["0.9"].values())
+    assert set(res["early_reward"]) == set(res["final_reward"]) == {"plain", "twin", "traffic"}
+    assert all(0 <= v["mean"] <= 1 for v in res["final_reward"].values())  # min over slices of r
+    assert res["twin_rounds"] == 2  # H1 periods 20..35, a round every 8
+    assert {"state_rmse_1", "persistence_rmse_1", "reward_mae"} <= set(res["twin_fidelity"]["h0_only"])
+    assert "not in the paper" in res["paper"]["finding"]
+    _figures_ok(res)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--h1-periods", "41"], "--h1-periods 41"),  # H1 of the tiny scenario has 40 periods
+    (["--h1-periods", "16", "--twin-seq-len", "10"], "--twin-seq-len 10"),  # H0 has 19 transitions
+])
+def test_multicell_budgets_beyond_the_scenario_exit_2(tmp_path, args, needle):
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY_SCENARIO)
+    res = CliRunner().invoke(app, ["experiment", "twin", "--part", "multicell", "--scenario", str(scenario), *args])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert needle in " ".join(res.output.replace("│", " ").split()), res.output
+
+
+def test_multicell_with_a_missing_scenario_exits_2(tmp_path):
+    res = CliRunner().invoke(app, ["experiment", "twin", "--part", "multicell", "--scenario",
+                                   str(tmp_path / "none.yaml")])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "none.yaml" in res.output
