@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from slicing.snssai import canonical as canonical_snssai
+
 HISTORY = 5  # H: periods of users/CQI history per feature vector (IDLA section V-B uses h = 5)
 
 
@@ -28,7 +30,8 @@ class SliceType(Strict):
 
     id: int = Field(ge=1, description="catalogue id (1-based, the papers' slice index)")
     name: str = Field(min_length=1, description="human-readable service name")
-    snssai: str = Field(pattern=r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{6})?$", description="S-NSSAI as SST[-SD] in hex")
+    snssai: str = Field(description="S-NSSAI in any form of slicing/snssai.py ('01-000001', '1-000001', "
+                                    "{sst: 1, sd: '000001'}); kept canonical")
     throughput_req_mbps: float = Field(gt=0, description="per-user average throughput requirement phi*")
     delay_req_ms: float = Field(gt=0, description="delay requirement d*")
     users_peak: float = Field(gt=0, description="mean active users per cell at the daily peak of the mask")
@@ -40,6 +43,11 @@ class SliceType(Strict):
     profile: Literal["business", "evening", "flat", "night"] = Field(
         default="business", description="shape of the daily traffic mask"
     )
+
+    @field_validator("snssai", mode="before")
+    @classmethod
+    def _canonical_snssai(cls, v: Any) -> str:
+        return canonical_snssai(v)
 
 
 def default_catalogue() -> tuple[SliceType, ...]:

@@ -19,6 +19,7 @@ import requests
 from slicing.bench.serve import random_cells
 from slicing.config import HISTORY, build_scenario
 from slicing.serve.runner import deploy_app, free_port, wait_ready
+from slicing.snssai import as_3gpp
 from tests.optim.slice_fixtures import tiny_slice_model_file
 
 TOKEN = "test-token-123"
@@ -131,6 +132,22 @@ def test_allocate_feasible_with_rrm_invariants(svc, scheme: str) -> None:
         assert [s["snssai"] for s in a["slices"]] == [s["snssai"] for s in c["slices"]]
         assert math.isfinite(a["predicted_utility"])
         _ratios_ok(a["slices"])
+
+
+def test_allocate_takes_every_snssai_form_and_answers_canonical(svc) -> None:
+    cell = random_cells(1, np.random.default_rng(11), (3, 3))[0]
+    forms = [{"sst": 1, "sd": "00000A"}, "1-000002", "2"]
+    for sl, form in zip(cell["slices"], forms, strict=True):
+        sl["snssai"] = form
+    r = post(svc, "/v1/allocate", {"scheme": "idla", "cells": [cell]})
+    assert r.status_code == 200, r.text
+    assert [s["snssai"] for s in r.json()["allocations"][0]["slices"]] == ["01-00000a", "01-000002", "02"]
+    cell["slices"][2]["snssai"] = {"sst": 1, "sd": "000002"}  # the same slice as "1-000002"
+    r = post(svc, "/v1/allocate", {"scheme": "idla", "cells": [cell]})
+    assert r.status_code == 422 and "duplicate S-NSSAI" in r.json()["detail"][0]["msg"]
+    cell["slices"][2]["snssai"] = {"sst": 1, "sd": "000002", "plmn": "00101"}
+    r = post(svc, "/v1/allocate", {"scheme": "idla", "cells": [cell]})
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.cells.0.slices.2.snssai"
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -345,6 +362,13 @@ def test_kpis_are_ingested(svc) -> None:
     assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.records.1.snssai"
     r = post(svc, "/v1/kpis", {"records": [{**records[0], "cqi": 16}]}, headers=auth)
     assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body.records.0.cqi"
+    # 3GPP's object and the short string name the same slices as the canonical form
+    objects = [{**rec, "snssai": as_3gpp(rec["snssai"])} for rec in _records(svc, 5)]
+    short = [{**rec, "snssai": rec["snssai"].split("-")[0].lstrip("0") + "-" + rec["snssai"].split("-")[1]}
+             for rec in _records(svc, 6)]
+    assert short[0]["snssai"] != _records(svc, 6)[0]["snssai"]
+    r = post(svc, "/v1/kpis", {"records": objects + short}, headers=auth)
+    assert r.status_code == 200 and r.json() == {"accepted": len(objects) + len(short)}, r.text
 
 
 # ---------------------------------------------------------------------------------------------------- overload

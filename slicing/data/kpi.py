@@ -5,6 +5,9 @@ A record is one (cell, slice) report of the last period::
     {"cell_id": int | str of digits, "snssai": "01-000001", "users": >= 0, "cqi": 0..15, "prb_util": 0..1,
      "throughput_mbps": >= 0, "delay_ms": >= 0}
 
+``snssai`` takes every form of ``slicing/snssai.py`` (``{"sst": 1, "sd": "000001"}``, ``"1-000001"``, ...) and is
+kept canonical.
+
 ``KPI_VALUES`` is the table of the numeric fields (range, description); the HTTP model ``KpiRecord``
 (``slicing/serve/models.py``) is generated from it, so the two cannot disagree. ``parse_records`` checks every
 field and returns a ``KpiBatch`` of arrays; a bad record raises ``slicing.errors.FieldError`` with the path of the
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from slicing.errors import FieldError
+from slicing.snssai import canonical as canonical_snssai
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,10 @@ def parse_records(records: Sequence[Mapping[str, object]] | KpiBatch) -> KpiBatc
         if missing:
             raise FieldError(("records", i, missing[0]), "missing")
         cells[i] = _cell_id(rec["cell_id"], i)
-        s = rec["snssai"]
-        if not isinstance(s, str):
-            raise FieldError(("records", i, "snssai"), f"expected a string like '01-000001', got {s!r}")
-        snssai.append(s.lower())
+        try:
+            snssai.append(canonical_snssai(rec["snssai"]))
+        except ValueError as err:
+            raise FieldError(("records", i, "snssai"), str(err)) from None
         for k in VALUE_FIELDS:
             v = rec[k]
             if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer):

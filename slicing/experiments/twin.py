@@ -3,8 +3,8 @@ distillation, offline RL (Algorithm 2) and loss landscapes. One function per ``-
 payload (ours beside the paper's under ``"paper"``) and writes its figure and ``<part>.json`` to ``out``.
 
 How to run: ``slicing experiment twin --part train|distill|offline|landscape|multicell [--algo dqn|ddqn|dueling]
-[--json] [--out DIR]``. ``distill`` and ``landscape`` use the agents ``train`` saved under ``<out>/agents`` (same algo and
-seeds), and run ``train`` first when they are missing.
+[--json] [--out DIR]``. ``distill`` and ``landscape`` use the agents ``train`` saved under ``<out>/agents`` (same
+algo and seeds), and run ``train`` first when they are missing.
 
 - ``train``: Figs. 5-6: per round (T = 200 real steps) the mean reward (eq. 6) and utility (eq. 5) of Agent 1 with
   the twin, without it, and of a random policy; every seed in its own Ray task (one CPU each); the rounds each

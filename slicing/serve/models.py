@@ -11,18 +11,36 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import WithJsonSchema
 
+from slicing import snssai
 from slicing.config import HISTORY
 from slicing.data.kpi import KPI_VALUES, KpiValue
 from slicing.rl.settings import STRATEGIES
 from slicing.transfer.ranking import METHODS
 
-SNSSAI_PATTERN = r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{6})?$"
 MAX_SLICES_PER_CELL = 16
 SCHEME_NAMES = ("idla", "traffic", "equal", "oracle", "rl")
 
-Snssai = Annotated[str, StringConstraints(pattern=SNSSAI_PATTERN)]
+# Any form of slicing/snssai.py in (one error naming the rule otherwise), the canonical string after validation and
+# in every response; the OpenAPI schema lists both forms.
+SNSSAI_SCHEMA = {"anyOf": [
+    {"type": "string", "pattern": snssai.STRING_PATTERN, "examples": ["01-000001", "1-000001", "1"]},
+    {"type": "object", "title": "Snssai (TS 29.571)", "additionalProperties": False, "required": ["sst"],
+     "properties": {"sst": {"type": "integer", "minimum": 0, "maximum": 255},
+                    "sd": {"type": "string", "pattern": snssai.SD_PATTERN}}},
+]}
+Snssai = Annotated[str, BeforeValidator(snssai.canonical), WithJsonSchema(SNSSAI_SCHEMA, mode="validation")]
 CellId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 IntCellId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")]
 NonNegFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -49,7 +67,8 @@ class LastPeriod(_Request):
 
 
 class SliceRequest(_Request):
-    snssai: Snssai = Field(description="S-NSSAI as SST[-SD] in hex, e.g. 01-000001; unique within the cell")
+    snssai: Snssai = Field(description="S-NSSAI: {sst, sd} or 'SST-SD' / 'SST' (e.g. 01-000001, 1-000001, 1); "
+                                       "answered as 01-000001; unique within the cell")
     throughput_req_mbps: PosFinite = Field(description="per-user throughput requirement phi* (Mbit/s, > 0)")
     delay_req_ms: PosFinite = Field(description="delay requirement d* (ms, > 0)")
     users_history: list[NonNegFinite] = Field(

@@ -16,6 +16,9 @@ def test_good_records_become_columns_in_order() -> None:
     recs = [GOOD, {**GOOD, "cell_id": "17", "snssai": "01-00000A", "cqi": 15, "prb_util": 1}]
     batch = parse_records(recs)
     assert len(batch) == 2 and batch.cell_ids.tolist() == [3, 17] and batch.snssai == ["01-000001", "01-00000a"]
+    # 3GPP's forms give the same canonical keys
+    forms = [{**GOOD, "snssai": {"sst": 1, "sd": "000001"}}, {**GOOD, "snssai": "1-00000A"}, {**GOOD, "snssai": "2"}]
+    assert parse_records(forms).snssai == ["01-000001", "01-00000a", "02"]
     assert set(batch.values) == set(VALUE_FIELDS) and batch.values["cqi"].tolist() == [9.0, 15.0]
     assert batch.index.tolist() == [0, 1]
     assert parse_records(batch) is batch  # already parsed
@@ -37,7 +40,11 @@ def test_the_table_is_the_field_list() -> None:
     ([{k: v for k, v in GOOD.items() if k != "cqi"}], ("records", 0, "cqi"), "missing"),
     ([{**GOOD, "cell_id": True}], ("records", 0, "cell_id"), "expected an integer cell id, got True"),
     ([{**GOOD, "cell_id": "a1"}], ("records", 0, "cell_id"), "expected an integer cell id, got 'a1'"),
-    ([{**GOOD, "snssai": 3}], ("records", 0, "snssai"), "expected a string like '01-000001', got 3"),
+    ([{**GOOD, "snssai": 3}], ("records", 0, "snssai"), "expected an S-NSSAI: {'sst': 0..255, 'sd': six hex "
+                                                        "digits (optional)} or a string 'SST-SD' / 'SST' (SST two "
+                                                        "hex digits, or one or three decimal digits), e.g. "
+                                                        "'01-000001', '1-000001', '1'; got 3"),
+    ([{**GOOD, "snssai": {"sst": 300}}], ("records", 0, "snssai"), "sst must be an integer in 0..255, got 300"),
     ([{**GOOD, "users": "x"}], ("records", 0, "users"), "expected a number, got 'x'"),
     ([GOOD, GOOD, {**GOOD, "cqi": 17.0}], ("records", 2, "cqi"), "must be finite and [0, 15], got np.float64(17.0)"),
     ([{**GOOD, "prb_util": float("nan")}], ("records", 0, "prb_util"), "must be finite and [0, 1], got "
