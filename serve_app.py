@@ -7,12 +7,15 @@ Run it:
   ``args``, any ``ServiceSettings`` field except ``api_token``) on a cluster where a population actor runs.
 
 Endpoints (README.md, "HTTP service and clusters"): ``GET /healthz``, ``GET /readyz``, ``POST /v1/allocate``,
-``GET /v1/cells``, ``GET /v1/cells/{cell_id}/allocation``, ``POST /v1/kpis``, ``GET /v1/agents``,
+``GET /v1/cells``, ``GET /v1/cells/{cell_id}/allocation``, ``GET /v1/allocations`` (pages of every cell's
+RRMPolicyRatio in one period) and ``GET /v1/allocations/export`` (all of them streamed: NDJSON or Arrow IPC),
+``POST /v1/kpis``, ``GET /v1/agents``,
 ``POST /v1/transfer`` (the ``slicing-transfer`` actor, ``slicing/runtime/transfer_actor.py``),
 ``POST /v1/e2e/allocate`` (MicroOpt for e2e slices, ``slicing/serve/e2e.py``), ``GET /v1/e2e/allocations`` (the
 population's microopt step), ``GET /openapi.json``.
 
-Errors: 422 ``{"detail": [{"path": "body.cells.0.slices.1.users_history", "msg", "type"}]}``; 404 unknown cell;
+Errors: 422 ``{"detail": [{"path": "body.cells.0.slices.1.users_history", "msg", "type"}]}``; 404 unknown cell
+or a period not allocated yet; 410 a period no longer held; 406 an export ``Accept`` naming neither form;
 413 more cells than ``max_cells_per_request``; 401 bearer token; 503 + ``Retry-After`` on overload, while the
 estimator loads or when the population is unreachable; 503 on ``/v1/kpis`` when ``SLICING_API_TOKEN`` is unset.
 
@@ -34,7 +37,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from ray.serve.config import BackpressureConfig
 
@@ -45,6 +48,7 @@ from slicing.serve.models import (
     AgentsPage,
     AllocateRequest,
     AllocateResponse,
+    AllocationsPage,
     CellsPage,
     E2eAllocateRequest,
     E2eAllocateResponse,
@@ -59,6 +63,7 @@ from slicing.serve.models import (
     TransferResponse,
     ValidationErrorBody,
 )
+from slicing.serve.rrm_export import ARROW_MEDIA, NDJSON_MEDIA, arrow_chunks, export_media, ndjson_chunks
 from slicing.serve.service import SlicingService
 from slicing.serve.settings import ServiceSettings, load_settings
 
@@ -200,6 +205,34 @@ class SlicingIngress:
              responses={**ERRORS, 404: {"model": ErrorBody, "description": "unknown cell"}})
     async def cell_allocation(self, cell_id: str) -> dict:
         return await self.svc.population.cell_allocation(cell_id)
+
+    @api.get("/v1/allocations", response_model=AllocationsPage,
+             summary="a page of every cell's allocation of one period, as TS 28.541 RRMPolicyRatio objects; follow "
+                     "next to walk the population in one period",
+             responses={**ERRORS, 404: {"model": ErrorBody, "description": "period not allocated yet"},
+                        410: {"model": ErrorBody, "description": "period no longer held (the population keeps the "
+                                                                 "last few)"}})
+    async def allocations(self, offset: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=10_000),
+                          period: int | None = Query(None, ge=0, description="default: the newest")) -> Response:
+        return Response(await self.svc.population.allocations_page(offset, limit, period),
+                        media_type="application/json")
+
+    @api.get("/v1/allocations/export", response_class=StreamingResponse,
+             summary="every cell's allocation of one period in one streamed response: NDJSON (one "
+                     "/v1/allocations cell per line) or, with Accept: application/vnd.apache.arrow.stream, Arrow "
+                     "IPC (one row per cell and slice). Headers X-Period, X-Model-Version, X-Cells",
+             responses={200: {"content": {NDJSON_MEDIA: {}, ARROW_MEDIA: {}}, "description": "the stream"},
+                        **ERRORS, 404: {"model": ErrorBody, "description": "period not allocated yet"},
+                        406: {"model": ErrorBody, "description": "Accept names neither form"},
+                        410: {"model": ErrorBody, "description": "period no longer held"}})
+    async def export_allocations(self, period: int | None = Query(None, ge=0, description="default: the newest"),
+                                 accept: str | None = Header(None)) -> StreamingResponse:
+        media = export_media(accept)
+        snap = await self.svc.population.allocations(period)
+        s = self.svc.settings
+        chunks = (arrow_chunks if media == ARROW_MEDIA else ndjson_chunks)(snap, s.plmn_mcc, s.plmn_mnc)
+        return StreamingResponse(chunks, media_type=media, headers={
+            "X-Period": str(snap.period), "X-Model-Version": snap.model_version, "X-Cells": str(len(snap.shares))})
 
     @api.post("/v1/kpis", response_model=KpiIngestResponse, dependencies=[BearerToken],
               summary="ingest KPI records into the running population (bearer token)",

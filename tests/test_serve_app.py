@@ -102,6 +102,10 @@ def test_openapi_lists_the_v1_contract(svc) -> None:
     assert {"413", "422", "503"} <= set(spec["paths"]["/v1/e2e/allocate"]["post"]["responses"])
     assert "413" in spec["paths"]["/v1/allocate"]["post"]["responses"]
     assert "401" in spec["paths"]["/v1/kpis"]["post"]["responses"]
+    assert {"404", "410", "422", "503"} <= set(spec["paths"]["/v1/allocations"]["get"]["responses"])
+    export = spec["paths"]["/v1/allocations/export"]["get"]["responses"]
+    assert {"404", "406", "410"} <= set(export)
+    assert {"application/x-ndjson", "application/vnd.apache.arrow.stream"} <= set(export["200"]["content"])
 
 
 # ----------------------------------------------------------------------------------------- POST /v1/allocate
@@ -327,6 +331,86 @@ def test_new_period_is_served_after_a_round(svc) -> None:
             break
         time.sleep(0.2)
     assert now["period"] == before["period"] + 1  # the per-period cache was invalidated
+
+
+# ---------------------------------------------------------------------------------- GET /v1/allocations (bulk)
+
+
+def _walk(svc, limit: int, period: int | None = None) -> list[dict]:
+    url = f"/v1/allocations?limit={limit}" + ("" if period is None else f"&period={period}")
+    pages = []
+    while url:
+        r = get(svc, url)
+        assert r.status_code == 200, r.text
+        pages.append(r.json())
+        url = pages[-1]["next"]
+    return pages
+
+
+def test_allocation_pages_walk_the_whole_population_in_one_period(svc) -> None:
+    pages = _walk(svc, 20)
+    assert [p["offset"] for p in pages] == [0, 20, 40] and len({p["period"] for p in pages}) == 1
+    cells = [c for p in pages for c in p["cells"]]
+    assert [c["cell_id"] for c in cells] == [str(i) for i in range(svc["cells"])]
+    period = pages[0]["period"]
+    for cell in (cells[0], cells[25], cells[-1]):  # the bulk form agrees with the per-cell GET of that period
+        one = get(svc, f"/v1/cells/{cell['cell_id']}/allocation").json()
+        if one["period"] != period:
+            continue  # a period passed in between: compared in the consistency test below
+        assert [s["snssai"] for s in cell["slices"]] == [s["snssai"] for s in one["slices"]]
+        for bulk, single in zip(cell["slices"], one["slices"], strict=True):
+            ratio = bulk["rRMPolicyRatio"]
+            assert bulk["share"] == single["share"] and ratio["resourceType"] == "prb"
+            assert (ratio["rRMPolicyMaxRatio"], ratio["rRMPolicyMinRatio"], ratio["rRMPolicyDedicatedRatio"]) == (
+                single["rrm_policy"]["max_ratio"], single["rrm_policy"]["min_ratio"],
+                single["rrm_policy"]["dedicated_ratio"])
+            assert ratio["rRMPolicyMemberList"] == [{"plmnId": {"mcc": "001", "mnc": "01"},
+                                                     "snssai": as_3gpp(bulk["snssai"])}]
+    for c in cells:
+        assert sum(s["rRMPolicyRatio"]["rRMPolicyMinRatio"] for s in c["slices"]) <= 100
+
+
+def test_a_walk_stays_in_its_period_across_a_period_change_until_it_is_gone(svc) -> None:
+    import ray
+
+    from slicing.runtime.population import KEEP_PERIODS
+
+    first = get(svc, "/v1/allocations?limit=10").json()
+    period = first["period"]
+    before = get(svc, f"/v1/allocations?offset=10&limit=10&period={period}").json()
+    ray.get(svc["pop"].run_period.remote())
+    after = get(svc, first["next"])  # the next page of the walk, after the population moved on
+    assert after.status_code == 200 and after.json()["period"] == period and after.json() == before
+    assert get(svc, "/v1/allocations?limit=1").json()["period"] == period + 1  # a new walk starts at the newest
+    r = get(svc, f"/v1/allocations?period={period + 5}")
+    assert r.status_code == 404 and "not allocated yet" in r.json()["detail"]
+    for _ in range(KEEP_PERIODS):
+        ray.get(svc["pop"].run_period.remote())
+    r = get(svc, first["next"])
+    assert r.status_code == 410 and "no longer held" in r.json()["detail"], r.text
+
+
+def test_export_streams_every_cell_as_ndjson_or_arrow(svc) -> None:
+    import pyarrow as pa
+
+    r = requests.get(svc["base"] + "/v1/allocations/export", timeout=60)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    period = int(r.headers["x-period"])
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    assert len(lines) == svc["cells"] == int(r.headers["x-cells"])
+    page = get(svc, f"/v1/allocations?limit={svc['cells']}&period={period}").json()
+    assert lines == page["cells"]  # the same objects as the pages, for the same period
+    r = requests.get(svc["base"] + f"/v1/allocations/export?period={period}",
+                     headers={"Accept": "application/vnd.apache.arrow.stream"}, timeout=60)
+    assert r.status_code == 200, r.text
+    table = pa.ipc.open_stream(r.content).read_all()
+    assert int(table.schema.metadata[b"period"]) == period
+    rows = table.to_pylist()
+    expected = [(int(c["cell_id"]), s["snssai"], s["share"], s["rRMPolicyRatio"]["rRMPolicyMinRatio"])
+                for c in page["cells"] for s in c["slices"]]
+    assert [(x["cell_id"], x["snssai"], x["share"], x["min_ratio"]) for x in rows] == expected
+    r = requests.get(svc["base"] + "/v1/allocations/export", headers={"Accept": "text/html"}, timeout=60)
+    assert r.status_code == 406
 
 
 # ---------------------------------------------------------------------------------------------- POST /v1/kpis

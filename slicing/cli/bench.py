@@ -1,4 +1,5 @@
-"""`slicing bench` (core, --shards), `slicing bench rl`, `slicing bench microopt`, `slicing bench serve`."""
+"""`slicing bench` (core, --shards), `slicing bench rl`, `slicing bench microopt`, `slicing bench serve`,
+`slicing bench export`."""
 
 from __future__ import annotations
 
@@ -103,4 +104,24 @@ def bench_serve_cmd(
                       estimator=estimator, log=console.print) as svc:
         result = bench_serve(svc.base_url, svc.scenario.cells, allocate_cells=1000, rps=rps,
                              requests_total=requests_total, log=console.print)
+    emit_json(json_out, result)
+
+
+@bench_app.command("export")
+@guarded
+def bench_export_cmd(
+    cells: int = typer.Option(100_000, min=3, max=3_000_000, help="population size (rounded up to whole sites)"),
+    shards: int = typer.Option(2, min=1, help="population shards"),
+    page_limit: int = typer.Option(10_000, "--page-limit", min=1, max=10_000, help="cells per GET /v1/allocations"),
+    estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one first)"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Start the service on 127.0.0.1 (own local Ray) and time reading every cell's RRMPolicyRatio of one period:
+    the NDJSON and Arrow exports and a paged walk (target: 100k cells in <= 10 s)."""
+    from slicing.bench.export import bench_export
+    from slicing.serve.runner import LocalService, free_port
+
+    with LocalService(host="127.0.0.1", port=free_port(), cells=cells, shards=shards, period_s=900.0,
+                      estimator=estimator, log=console.print) as svc:
+        result = bench_export(svc.base_url, svc.scenario.cells, page_limit=page_limit, log=console.print)
     emit_json(json_out, result)

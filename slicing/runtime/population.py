@@ -24,6 +24,7 @@ import itertools
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -36,7 +37,7 @@ from slicing.runtime.checkpoint import CheckpointStore
 from slicing.runtime.ray_util import unwrap
 from slicing.runtime.shard import RUNTIME_SCHEMES, CellShard, UnknownCell
 
-__all__ = ["Population", "UnknownCell", "partition"]
+__all__ = ["AllocationSnapshot", "PeriodNotHeld", "Population", "UnknownCell", "partition"]
 
 MAX_SHARD_CPUS = 0.5  # logical CPUs per shard actor, at most; see _shard_cpus
 _remote_class: Any = None
@@ -59,6 +60,44 @@ def _shard_cpus(shards: int) -> float:
 
     total = float(ray.cluster_resources().get("CPU", 1.0))
     return max(1e-4, np.floor(min(MAX_SHARD_CPUS, 0.5 * total / shards) * 1e4) / 1e4)
+
+
+KEEP_PERIODS = 4  # periods of whole-population allocations held for bulk reads (GET /v1/allocations)
+
+
+class PeriodNotHeld(LookupError):
+    """A bulk read asked for a period the population does not hold: ``gone`` when it is older than the oldest held
+    (it was dropped), else it is newer than the newest (not allocated yet)."""
+
+    def __init__(self, period: int, held: list[int]) -> None:
+        self.period, self.held = int(period), [int(p) for p in held]
+        self.gone = bool(self.held) and self.period < min(self.held)
+        why = "no longer held" if self.gone else "not allocated yet"
+        super().__init__(f"period {self.period}: {why}; the population holds periods {self.held}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # survives Ray with its attributes
+        return (type(self), (self.period, self.held))
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class AllocationSnapshot:
+    """Every cell's allocation for one period: ``shares`` and ``mask`` [n_cells, S] in cell-id order."""
+
+    period: int
+    model_version: str
+    scheme: str
+    snssai: tuple[str, ...]  # [S] the catalogue's, canonical
+    shares: np.ndarray
+    mask: np.ndarray
+
+    def page(self, offset: int, limit: int) -> AllocationSnapshot:
+        """Cells offset .. offset + limit - 1 (``cell_offset`` tells where they start)."""
+        sl = slice(offset, offset + limit)
+        return AllocationSnapshot(self.period, self.model_version, self.scheme, self.snssai, self.shares[sl],
+                                  self.mask[sl])
 
 
 class Population:
@@ -107,6 +146,8 @@ class Population:
         needed = np.unique(np.concatenate(self._halo)) if self._halo else np.zeros(0, dtype=np.int64)
         self._export = [needed[(needed >= lo) & (needed < hi)] for lo, hi in self.bounds]  # [K] x ids it sends
         self._period = self._reconcile(self._get([self._call(s, "info") for s in self.shards]))
+        self._held: dict[int, AllocationSnapshot] = {}  # replaced whole on every change: reads need no lock
+        self._hold()
 
     # -- plumbing -------------------------------------------------------------------------------------------
     def _create(self, lo: int, hi: int, cpus: float | None, threads: int | None, restarts: int, retries: int):
@@ -170,6 +211,7 @@ class Population:
             allocs = self._get([self._call(s, "allocate", p + 1, self._estimator) for s in self.shards])
             t3 = time.perf_counter()
             self._period = p + 1
+            self._hold()
             cells = np.array([st["cells"] for st in steps])
             out = {"period": p, "halo_s": t1 - t0, "step_s": t2 - t1, "allocate_s": t3 - t2, "round_s": t3 - t0,
                    "cells": int(cells.sum()), "fallback_cells": sum(a["fallback_cells"] for a in allocs),
@@ -269,6 +311,44 @@ class Population:
         rows = [row for part in parts for row in part["instances"]]
         return {"period": min(part["period"] for part in parts), "model_version": parts[0]["model_version"],
                 "total": len(rows), "limit": limit, "offset": offset, "instances": rows[offset:offset + limit]}
+
+    # -- bulk reads: the last KEEP_PERIODS periods of every cell -------------------------------------------
+    def _hold(self) -> None:
+        """Keep the shards' current allocations as one snapshot (dropping the oldest beyond KEEP_PERIODS)."""
+        parts = self._get([self._call(s, "allocation_snapshot") for s in self.shards])
+        periods = {part["period"] for part in parts}
+        if len(periods) != 1:  # cannot happen after a completed period; never keep a torn snapshot
+            return
+        snap = AllocationSnapshot(parts[0]["period"], parts[0]["model_version"], self.scheme,
+                                  tuple(s.snssai for s in self.scenario.slices),
+                                  np.concatenate([part["shares"] for part in parts]),
+                                  np.concatenate([part["mask"] for part in parts]))
+        held = {p: v for p, v in self._held.items() if p != snap.period} | {snap.period: snap}
+        self._held = dict(sorted(held.items())[-KEEP_PERIODS:])
+
+    def held_periods(self) -> list[int]:
+        return list(self._held)
+
+    def allocations(self, period: int | None = None) -> AllocationSnapshot:
+        """Every cell's allocation for ``period`` (default: the newest held); ``PeriodNotHeld`` otherwise."""
+        held = self._held
+        if period is None:
+            if not held:
+                raise PeriodNotHeld(self._period, [])
+            return held[max(held)]
+        if isinstance(period, bool) or not isinstance(period, int | np.integer):
+            raise FieldError(("period",), f"must be an integer, got {period!r}")
+        if int(period) not in held:
+            raise PeriodNotHeld(int(period), list(held))
+        return held[int(period)]
+
+    def allocations_page(self, offset: int = 0, limit: int = 1000, period: int | None = None) -> dict[str, Any]:
+        """{total, offset, snapshot}: cells offset .. offset + limit - 1 of ``allocations(period)``."""
+        for name, v in (("offset", offset), ("limit", limit)):
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+                raise FieldError((name,), f"must be an integer >= 0, got {v!r}")
+        snap = self.allocations(period)
+        return {"total": self._n, "offset": int(offset), "snapshot": snap.page(int(offset), int(limit))}
 
     def shard_info(self) -> list[dict]:
         return self._get([self._call(s, "info") for s in self.shards])

@@ -3,8 +3,10 @@
 ``PopulationActor`` runs a ``Population`` inside a threaded Ray actor registered as ``"slicing-population"`` in
 namespace ``"slicing"``. Its getters are methods (actor handles call methods, not properties):
 ``allocation(cell_id)``, ``cell_ids(limit, offset)``, ``n_cells()``, ``ingest(records)``, ``model_version()``,
-``period()``, ``ready()``, ``estimator_payload()``, plus ``run_period()``, ``run_periods_every(period_s)`` (a
-background thread advancing one period every ``period_s`` seconds), ``stop()``, ``timings()``, ``last_error()``.
+``period()``, ``ready()``, ``estimator_payload()``; the bulk reads ``allocations_page(offset, limit, period)``,
+``allocations(period)`` and ``held_periods()`` (the last ``KEEP_PERIODS`` periods of every cell); plus
+``run_period()``, ``run_periods_every(period_s)`` (a background thread advancing one period every ``period_s``
+seconds), ``stop()``, ``timings()``, ``last_error()``.
 
 Reads (allocation, cell_ids, ...) do not wait for a running period: the population's lock is only taken by
 ``run_period``, ``ingest`` and ``set_estimator``, and shards answer reads from their last allocation.
@@ -100,6 +102,15 @@ class PopulationService:
 
     def n_cells(self) -> int:
         return self.population.n_cells()
+
+    def allocations_page(self, offset: int = 0, limit: int = 1000, period: int | None = None) -> dict:
+        return self.population.allocations_page(offset, limit, period)
+
+    def allocations(self, period: int | None = None):
+        return self.population.allocations(period)
+
+    def held_periods(self) -> list[int]:
+        return self.population.held_periods()
 
     def e2e_page(self, limit: int = 100, offset: int = 0) -> dict:
         return self.population.e2e_page(limit, offset)

@@ -304,6 +304,13 @@ class CellShard:
         """[N, S] current allocation (for period ``info()['alloc_period']``)."""
         return self._snap.shares.copy()
 
+    def allocation_snapshot(self) -> dict:
+        """The current allocation of every cell: {period, model_version, shares [N, S], mask [N, S]} (the
+        population keeps a few periods of these for bulk reads)."""
+        snap = self._snap
+        return {"period": snap.period, "model_version": snap.model_version or "none", "shares": snap.shares.copy(),
+                "mask": snap.mask.copy()}
+
     def info(self) -> dict:
         ray = sys.modules.get("ray")  # never imported here just to ask
         node = ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else "local"

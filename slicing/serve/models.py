@@ -146,6 +146,59 @@ class PopulationAllocation(BaseModel):
     slices: list[SliceAllocation]
 
 
+# ------------------------------------------------------------------ GET /v1/allocations (slicing/serve/rrm_export.py)
+
+
+class PlmnId(BaseModel):
+    mcc: str
+    mnc: str
+
+
+class SnssaiOut(BaseModel):
+    sst: int
+    sd: str | None = Field(default=None, description="absent when the S-NSSAI has no SD")
+
+
+class RrmPolicyMember(BaseModel):
+    """One member of an RRM policy (TS 28.541's attribute names, camel case, here and below)."""
+
+    plmnId: PlmnId
+    snssai: SnssaiOut
+
+
+class RrmPolicyRatio(BaseModel):
+    """TS 28.541 ``RRMPolicyRatio`` of one slice in one cell, as an rApp writes it over O1."""
+
+    rRMPolicyMemberList: list[RrmPolicyMember]
+    resourceType: Literal["prb"]
+    rRMPolicyMaxRatio: int = Field(ge=0, le=100)
+    rRMPolicyMinRatio: int = Field(ge=0, le=100)
+    rRMPolicyDedicatedRatio: int = Field(ge=0, le=100)
+
+
+class BulkSliceAllocation(BaseModel):
+    snssai: str
+    share: float
+    rRMPolicyRatio: RrmPolicyRatio
+
+
+class BulkCellAllocation(BaseModel):
+    cell_id: str
+    period: int
+    slices: list[BulkSliceAllocation] = Field(description="the cell's active slices")
+
+
+class AllocationsPage(BaseModel):
+    period: int = Field(description="every page of one walk is of this period (pass it on: see next)")
+    model_version: str
+    scheme: str
+    total: int
+    offset: int
+    limit: int
+    next: str | None = Field(description="the next page of the same period, or null after the last")
+    cells: list[BulkCellAllocation]
+
+
 def _kpi_value(spec: KpiValue) -> tuple[object, object]:
     """A numeric KPI field of ``slicing.data.kpi.KPI_VALUES`` as a pydantic field: finite, within its range."""
     return Annotated[float, Field(ge=spec.lo, le=spec.hi, allow_inf_nan=False)], Field(description=spec.description)

@@ -23,9 +23,11 @@ import numpy as np
 
 from slicing.errors import FieldError
 from slicing.optim.rrm import rrm_policy_ratios
+from slicing.runtime.population import AllocationSnapshot, PeriodNotHeld
 from slicing.runtime.ray_util import unwrap
 from slicing.serve.errors import ServiceError, unavailable
 from slicing.serve.models import KpiIngest
+from slicing.serve.rrm_export import page_json
 from slicing.serve.settings import ServiceSettings
 
 PERIOD_POLL_S = 0.5  # how often the service asks the population for its period (allocation cache validity)
@@ -134,6 +136,28 @@ class PopulationClient:
             return await self.call("e2e_page", limit, offset)
         except LookupError as err:
             raise ServiceError(404, str(err).strip("'\"")) from None
+
+    async def allocations_page(self, offset: int, limit: int, period: int | None) -> bytes:
+        """A page of every cell's allocation of one period, as TS 28.541 RRMPolicyRatio objects (JSON text);
+        ``next`` walks on in the same period (410 once it is no longer held, 404 for a period not allocated yet)."""
+        page = await self._held("allocations_page", offset, limit, period)
+        snap = page["snapshot"]
+        end = offset + len(snap.shares)
+        nxt = (f"/v1/allocations?offset={end}&limit={limit}&period={snap.period}" if end < page["total"] else None)
+        header = {"period": snap.period, "model_version": snap.model_version, "scheme": snap.scheme,
+                  "total": page["total"], "offset": offset, "limit": limit, "next": nxt}
+        return await asyncio.to_thread(page_json, snap, header, offset, self.settings.plmn_mcc,
+                                       self.settings.plmn_mnc)
+
+    async def allocations(self, period: int | None) -> AllocationSnapshot:
+        """Every cell's allocation of one period (the newest held by default)."""
+        return await self._held("allocations", period)
+
+    async def _held(self, method: str, *args: Any) -> Any:
+        try:
+            return await self.call(method, *args)
+        except PeriodNotHeld as err:
+            raise ServiceError(410 if err.gone else 404, str(err)) from None
 
     async def cell_allocation(self, cell_id: str) -> dict:
         """A cell's current allocation with its RRM policy ratios, from the per-period cache when possible."""

@@ -19,6 +19,7 @@ environment of the replica process counts (set it with the deployment's ``runtim
 | ``SLICING_SLICE_MODEL_PATH`` | unset | e2e slice model file of ``POST /v1/e2e/allocate``; else one is trained |
 | ``SLICING_SLICE_MODEL_EPOCHS`` | 300 | epochs of that trained slice model |
 | ``SLICING_MAX_E2E_SLICES_PER_REQUEST`` | 20000 | more slices in one ``POST /v1/e2e/allocate`` -> 413 |
+| ``SLICING_PLMN_MCC`` / ``SLICING_PLMN_MNC`` | 001 / 01 | the PLMN of the ``rRMPolicyMemberList`` entries |
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class ServiceSettings(BaseSettings):
     torch_threads: int = Field(default=1, ge=1, le=256, description="torch intra-op threads of a replica")
     slice_model_path: Path | None = Field(default=None, description="saved e2e slice model (POST /v1/e2e/allocate)")
     slice_model_epochs: int = Field(default=300, ge=1, le=100_000, description="epochs of the fallback slice model")
+    plmn_mcc: str = Field(default="001", pattern=r"^[0-9]{3}$", description="PLMN mobile country code of the "
+                                                                          "RRMPolicyRatio members (001: test PLMN)")
+    plmn_mnc: str = Field(default="01", pattern=r"^[0-9]{2,3}$", description="PLMN mobile network code")
     max_e2e_slices_per_request: int = Field(default=20_000, ge=1, le=1_000_000, description="413 above this")
 
     @property

@@ -104,3 +104,39 @@ def test_allocation_routing_and_cell_pages(scenario):
     assert pop.cell_ids(limit=5, offset=33) == [33, 34, 35] and pop.n_cells() == 36
     with pytest.raises(ValueError, match="limit"):
         pop.cell_ids(limit=-1)
+
+
+def test_the_last_periods_of_every_cell_are_held_for_bulk_reads(scenario):
+    import pickle
+
+    from slicing.errors import FieldError
+    from slicing.runtime.population import KEEP_PERIODS, PeriodNotHeld
+
+    pop = Population(scenario, 3, "traffic", in_process=True)
+    assert pop.held_periods() == [0]
+    seen = {}
+    for _ in range(KEEP_PERIODS + 2):  # per period
+        pop.run_period()
+        seen[pop.period()] = pop.allocations_array()
+    assert pop.held_periods() == list(range(3, 3 + KEEP_PERIODS))
+    for p in pop.held_periods():  # each held period is that period's allocation of every cell, in id order
+        snap = pop.allocations(p)
+        assert snap.period == p and snap.scheme == "traffic" and snap.shares.shape == (36, 4)
+        assert np.array_equal(snap.shares, seen[p]) and snap.snssai[3] == "02-000004"
+    assert pop.allocations().period == pop.period()  # default: the newest
+    page = pop.allocations_page(offset=30, limit=10, period=4)
+    assert page["total"] == 36 and page["offset"] == 30
+    assert np.array_equal(page["snapshot"].shares, seen[4][30:])
+    with pytest.raises(PeriodNotHeld, match="no longer held") as gone:
+        pop.allocations(2)
+    assert gone.value.gone and isinstance(gone.value, LookupError)
+    with pytest.raises(PeriodNotHeld, match="not allocated yet") as early:
+        pop.allocations(99)
+    assert not early.value.gone
+    again = pickle.loads(pickle.dumps(gone.value))  # crosses Ray with its attributes
+    assert again.gone and again.held == gone.value.held and str(again) == str(gone.value)
+    for bad in ("4", 4.0, True):
+        with pytest.raises(FieldError, match="period"):
+            pop.allocations(bad)
+    with pytest.raises(FieldError, match="offset"):
+        pop.allocations_page(offset=-1)
