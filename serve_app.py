@@ -9,7 +9,8 @@ Run it:
 Endpoints (README.md, "HTTP service and clusters"): ``GET /healthz``, ``GET /readyz``, ``POST /v1/allocate``,
 ``GET /v1/cells``, ``GET /v1/cells/{cell_id}/allocation``, ``GET /v1/allocations`` (pages of every cell's
 RRMPolicyRatio in one period) and ``GET /v1/allocations/export`` (all of them streamed: NDJSON or Arrow IPC),
-``POST /v1/kpis``, ``GET /v1/agents``,
+``POST /v1/kpis``, ``POST /v1/models`` / ``GET /v1/models`` / ``POST /v1/models/{version}/activate`` (estimator
+roll-out and roll-back), ``GET /v1/agents``,
 ``POST /v1/transfer`` (the ``slicing-transfer`` actor, ``slicing/runtime/transfer_actor.py``),
 ``POST /v1/e2e/allocate`` (MicroOpt for e2e slices, ``slicing/serve/e2e.py``), ``GET /v1/e2e/allocations`` (the
 population's microopt step), ``GET /openapi.json``.
@@ -57,6 +58,8 @@ from slicing.serve.models import (
     Health,
     KpiIngest,
     KpiIngestResponse,
+    ModelsList,
+    ModelStaged,
     PopulationAllocation,
     Readiness,
     TransferRequest,
@@ -68,6 +71,7 @@ from slicing.serve.service import SlicingService
 from slicing.serve.settings import ServiceSettings, load_settings
 
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs", "/redoc")
+MAX_MODEL_BYTES = 64 * 2**20  # POST /v1/models: an estimator file is well under 1 MB
 ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorBody, "description": "invalid field; `path` is its JSON path"},
     503: {"model": ErrorBody, "description": "overloaded, not ready or population unreachable (Retry-After)"},
@@ -148,6 +152,20 @@ async def _cell_limit(request: Request) -> None:
 async def _ingest_auth(request: Request,
                        authorization: str | None = Header(default=None, description="Bearer <token>")) -> None:
     check_token(_service(request).settings, authorization)
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes (never read whole first)."""
+    size = request.headers.get("content-length")
+    if size is not None and size.isdigit() and int(size) > limit:
+        raise ServiceError(413, f"body of {int(size)} bytes; at most {limit}")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise ServiceError(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 CellLimit = Depends(_cell_limit)
@@ -239,6 +257,30 @@ class SlicingIngress:
               responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
     async def kpis(self, body: KpiIngest) -> dict:
         return await self.svc.population.ingest(body)
+
+    @api.post("/v1/models", response_model=ModelStaged, status_code=202, dependencies=[BearerToken],
+              summary="push a QoS estimator (the bytes of a `slicing train-estimator` file; bearer token): validated "
+                      "here, then the population switches to it at its next period and every replica follows",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+              responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"},
+                         413: {"model": ErrorBody, "description": "file larger than the limit"}})
+    async def push_model(self, request: Request) -> JSONResponse:
+        body = await _bounded_body(request, MAX_MODEL_BYTES)
+        return JSONResponse(await self.svc.push_model(body), status_code=202)
+
+    @api.get("/v1/models", response_model=ModelsList, summary="the population's estimator versions: active, "
+                                                                 "pending, previous", responses=ERRORS)
+    async def models(self) -> dict:
+        return await self.svc.population.models()
+
+    @api.post("/v1/models/{version}/activate", response_model=ModelStaged, status_code=202,
+              dependencies=[BearerToken], summary="switch back (or forward) to a kept version at the next period "
+                                                  "(bearer token)",
+              responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"},
+                         404: {"model": ErrorBody, "description": "version not kept"}})
+    async def activate_model(self, version: str) -> JSONResponse:
+        return JSONResponse(await self.svc.population.activate_model(version), status_code=202)
 
     @api.get("/v1/agents", response_model=AgentsPage, summary="the transfer service's registry of trained agents",
              responses=ERRORS)

@@ -525,3 +525,101 @@ def test_population_e2e_allocations_are_paged(svc) -> None:
     nxt = get(svc, "/v1/e2e/allocations?limit=5&offset=5").json()
     assert [(r["group"], r["slice"]) for r in nxt["instances"]] != [(r["group"], r["slice"]) for r in page["instances"]]
     assert get(svc, "/v1/e2e/allocations?limit=0").status_code == 422
+
+
+# ---------------------------------------------------------------------------------- model roll-out (last: it
+# switches the estimator and back, which the earlier tests' model_version checks must not see)
+
+
+def _wait_replica_version(svc, version: str, timeout_s: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    seen = None
+    while time.monotonic() < deadline:
+        seen = get(svc, "/readyz").json()["model_version"]
+        if seen == version:
+            break
+        time.sleep(0.2)
+    return seen
+
+
+def test_model_rollout_under_load_never_fails_or_mixes_and_rolls_back(svc, tmp_path) -> None:
+    import threading
+
+    import ray
+    import torch
+
+    from slicing.models.qos_estimator import estimator_from_payload, save_estimator
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    old = get(svc, "/readyz").json()["model_version"]
+    model = estimator_from_payload(ray.get(svc["pop"].estimator_payload.remote()))
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # another version: same shapes, other weights
+    model.version = None
+    new = save_estimator(model, tmp_path / "new.pt")
+    assert new != old
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+    body = json.dumps(valid_body())
+
+    def steady_load() -> None:  # bounded: at most 1,000 requests, one at a time, ~20/s
+        session = requests.Session()
+        while not stop.is_set() and len(results) < 1000:
+            r = session.post(svc["base"] + "/v1/allocate", data=body, headers={"content-type": "application/json"},
+                             timeout=30)
+            results.append((r.status_code, r.json().get("model_version") if r.status_code == 200 else r.text))
+            time.sleep(0.05)
+
+    loader = threading.Thread(target=steady_load, daemon=True)
+    loader.start()
+    try:
+        time.sleep(1.0)
+        r = requests.post(svc["base"] + "/v1/models", data=(tmp_path / "new.pt").read_bytes(),
+                          headers={**auth, "content-type": "application/octet-stream"}, timeout=60)
+        assert r.status_code == 202, r.text
+        staged = r.json()
+        assert staged["version"] == new and staged["status"] == "pending"
+        assert get(svc, "/v1/models").json()["pending"] == new
+        ray.get(svc["pop"].run_period.remote())  # the period boundary
+        assert get(svc, "/v1/models").json()["active"] == new
+        assert _wait_replica_version(svc, new) == new
+        time.sleep(1.0)  # some load on the new version
+    finally:
+        stop.set()
+        loader.join(60)
+    codes = [c for c, _ in results]
+    versions = [v for _, v in results]
+    assert len(results) >= 20 and codes.count(200) == len(codes), [x for x in results if x[0] != 200][:3]
+    assert set(versions) == {old, new} and versions[-1] == new
+    switch = versions.index(new)
+    assert set(versions[:switch]) == {old} and set(versions[switch:]) == {new}  # one switch, never back and forth
+    print(f"roll-out under load: {len(results)} requests, {len(codes) - codes.count(200)} failed, {switch} answered "
+          f"by {old}, {len(results) - switch} by {new}")
+
+    # refused: a file that does not load, without the token, an unknown version; the new model keeps serving
+    r = requests.post(svc["base"] + "/v1/models", data=b"not an estimator", headers=auth, timeout=60)
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body"
+    assert requests.post(svc["base"] + "/v1/models", data=b"x", timeout=60).status_code == 401
+    assert requests.post(svc["base"] + "/v1/models/abc/activate", headers=auth, timeout=60).status_code == 404
+    listed = get(svc, "/v1/models").json()
+    assert listed["active"] == new and listed["pending"] is None
+    assert [v["version"] for v in listed["versions"]][:2] == [new, old]
+
+    # roll back to the old version at the next period, from the shell (`slicing models`)
+    from typer.testing import CliRunner
+
+    from slicing.cli import app
+
+    runner, env = CliRunner(), {"SLICING_API_TOKEN": TOKEN}
+    res = runner.invoke(app, ["models", "list", "--url", svc["base"], "--json"], env=env)
+    assert res.exit_code == 0 and json.loads(res.stdout.strip().splitlines()[-1])["active"] == new, res.output
+    res = runner.invoke(app, ["models", "activate", "nope", "--url", svc["base"]], env=env)
+    assert res.exit_code == 2 and "404" in res.output, res.output
+    res = runner.invoke(app, ["models", "activate", old, "--url", svc["base"], "--json"], env={"SLICING_API_TOKEN": ""})
+    assert res.exit_code == 2 and "SLICING_API_TOKEN" in res.output, res.output
+    res = runner.invoke(app, ["models", "activate", old, "--url", svc["base"], "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["status"] == "pending"
+    ray.get(svc["pop"].run_period.remote())
+    assert get(svc, "/v1/models").json()["active"] == old
+    assert _wait_replica_version(svc, old) == old

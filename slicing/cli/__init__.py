@@ -7,12 +7,23 @@ of stdout. Tables are in ``slicing/cli/tables.py``.
 
 from __future__ import annotations
 
-from slicing.cli import agents, bench, data, evaluate, experiment, rl, serve, tune  # noqa: F401 - register commands
-from slicing.cli.app import agents_app, app, bench_app, experiment_app
+from slicing.cli import (  # noqa: F401 - register commands
+    agents,
+    bench,
+    data,
+    evaluate,
+    experiment,
+    models,
+    rl,
+    serve,
+    tune,
+)
+from slicing.cli.app import agents_app, app, bench_app, experiment_app, models_app
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(agents_app, name="agents")
+app.add_typer(models_app, name="models")
 
 __all__ = ["app", "main"]
 

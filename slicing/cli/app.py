@@ -1,5 +1,5 @@
 """The Typer applications of the `slicing` command; command modules register on them, and
-``slicing/cli/__init__.py`` mounts the groups (bench, experiment, agents) once all commands are registered."""
+``slicing/cli/__init__.py`` mounts the groups (bench, experiment, agents, models) once all commands are registered."""
 
 from __future__ import annotations
 
@@ -15,3 +15,5 @@ experiment_app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 agents_app = typer.Typer(add_completion=False, no_args_is_help=True,
                          help="The transfer service's registry of trained cell agents (list, register).")
+models_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                         help="Roll a QoS estimator out to a running service and back (push, list, activate).")

@@ -15,6 +15,11 @@ The estimator is put into Ray's object store once per version (``set_estimator``
 shard); shards reload only when the version changes. Shard actors are restartable (``max_restarts``), their calls
 retried (``max_task_retries``), and they restore their own checkpoints; see ``shard.py``.
 
+Model roll-out: ``push_model`` validates an estimator and stages it; the next ``run_period`` switches to it before
+its step, so every allocation of a period comes from one version. ``activate_model`` stages a kept version (roll
+back); ``models()`` lists the last ``KEEP_MODELS``. Bulk reads: the last ``KEEP_PERIODS`` periods of every cell's
+allocation are held (``allocations``, ``allocations_page``) so that a paged walk stays in one period.
+
 ``in_process=True`` runs the same shards as plain objects, one after the other, without Ray.
 """
 
@@ -32,12 +37,12 @@ import numpy as np
 from slicing.config import Scenario
 from slicing.data.kpi import KpiBatch, parse_records
 from slicing.errors import FieldError
-from slicing.models.qos_estimator import QosEstimator, estimator_payload
+from slicing.models.qos_estimator import QosEstimator, estimator_from_payload, estimator_payload
 from slicing.runtime.checkpoint import CheckpointStore
 from slicing.runtime.ray_util import unwrap
 from slicing.runtime.shard import RUNTIME_SCHEMES, CellShard, UnknownCell
 
-__all__ = ["AllocationSnapshot", "PeriodNotHeld", "Population", "UnknownCell", "partition"]
+__all__ = ["AllocationSnapshot", "PeriodNotHeld", "Population", "UnknownCell", "UnknownModel", "partition"]
 
 MAX_SHARD_CPUS = 0.5  # logical CPUs per shard actor, at most; see _shard_cpus
 _remote_class: Any = None
@@ -63,6 +68,14 @@ def _shard_cpus(shards: int) -> float:
 
 
 KEEP_PERIODS = 4  # periods of whole-population allocations held for bulk reads (GET /v1/allocations)
+KEEP_MODELS = 5  # estimator versions kept for roll-back (the active and the pending one are never dropped)
+
+
+class UnknownModel(LookupError):
+    """A model version the population does not keep."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown model version"
 
 
 class PeriodNotHeld(LookupError):
@@ -132,6 +145,8 @@ class Population:
             for lo, hi in self.bounds:
                 store.delete(f"shard-{lo:09d}-{hi:09d}")
         self._lock = threading.RLock()
+        self._models: dict[str, dict[str, Any]] = {}  # version -> {payload, pushed_at}, oldest first
+        self._pending: str | None = None  # the version the next period switches to
         self._version: str | None = None
         self._payload: dict | None = None
         self._estimator: tuple[str, Any] | None = None
@@ -197,6 +212,9 @@ class Population:
         """Halo exchange, step, allocate; returns {period, halo_s, step_s, allocate_s, round_s, ...}."""
         with self._lock:
             p = self._period
+            if self._pending is not None:  # a roll-out switches at this period boundary
+                self.set_estimator(self._models[self._pending]["payload"])
+                self._pending = None
             t0 = time.perf_counter()
             util = np.zeros(self._n)  # [n_cells] only exported entries are filled
             if len(self.shards) > 1:
@@ -247,7 +265,53 @@ class Population:
             self.estimator_puts += 1
             self._get([self._call(s, "set_estimator", version, ref) for s in self.shards])
             self._version, self._payload, self._estimator = version, payload, (version, ref)
+            self._register(payload)
             return True
+
+    # -- model roll-out: push a version, switch at the next period boundary, roll back ------------------------
+    def _register(self, payload: dict) -> str:
+        version = str(payload["version"])
+        if version not in self._models:
+            self._models[version] = {"payload": payload, "pushed_at": time.time()}
+        keep = {self._version, self._pending}
+        while len(self._models) > KEEP_MODELS:
+            old = next((v for v in self._models if v not in keep), None)
+            if old is None:
+                break
+            del self._models[old]
+        return version
+
+    def push_model(self, model: QosEstimator | dict) -> dict[str, Any]:
+        """Validate an estimator and make it the version the next period switches to; returns
+        ``{version, status, effective_period}`` (status ``active`` when it already is)."""
+        payload = model if isinstance(model, dict) else estimator_payload(model)
+        try:
+            estimator_from_payload(payload)  # refuse a bad payload before anything changes
+        except (ValueError, KeyError, TypeError) as err:
+            raise FieldError(("model",), str(err)) from None
+        with self._lock:
+            version = self._register(payload)
+            return self._stage(version)
+
+    def activate_model(self, version: str) -> dict[str, Any]:
+        """Roll back (or forward) to a kept version at the next period boundary; ``UnknownModel`` otherwise."""
+        with self._lock:
+            if version not in self._models:
+                raise UnknownModel(f"model version {version!r} is not kept; kept: {list(self._models)}")
+            return self._stage(version)
+
+    def _stage(self, version: str) -> dict[str, Any]:
+        self._pending = None if version == self._version else version
+        status = "active" if self._pending is None else "pending"
+        return {"version": version, "status": status,
+                "effective_period": self._period if status == "active" else self._period + 1}
+
+    def models(self) -> dict[str, Any]:
+        """``{active, pending, versions: [{version, pushed_at, status}]}``, newest first."""
+        rows = [{"version": v, "pushed_at": m["pushed_at"],
+                 "status": "active" if v == self._version else "pending" if v == self._pending else "previous"}
+                for v, m in reversed(self._models.items())]
+        return {"active": self._version, "pending": self._pending, "versions": rows}
 
     def model_version(self) -> str | None:
         return self._version

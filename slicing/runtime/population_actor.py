@@ -4,7 +4,8 @@
 namespace ``"slicing"``. Its getters are methods (actor handles call methods, not properties):
 ``allocation(cell_id)``, ``cell_ids(limit, offset)``, ``n_cells()``, ``ingest(records)``, ``model_version()``,
 ``period()``, ``ready()``, ``estimator_payload()``; the bulk reads ``allocations_page(offset, limit, period)``,
-``allocations(period)`` and ``held_periods()`` (the last ``KEEP_PERIODS`` periods of every cell); plus
+``allocations(period)`` and ``held_periods()`` (the last ``KEEP_PERIODS`` periods of every cell); the roll-out
+``push_model(payload)``, ``activate_model(version)``, ``models()``; plus
 ``run_period()``, ``run_periods_every(period_s)`` (a background thread advancing one period every ``period_s``
 seconds), ``stop()``, ``timings()``, ``last_error()``.
 
@@ -135,6 +136,15 @@ class PopulationService:
 
     def shard_info(self) -> list[dict]:
         return self.population.shard_info()
+
+    def push_model(self, model: QosEstimator | dict) -> dict:
+        return self.population.push_model(model)
+
+    def activate_model(self, version: str) -> dict:
+        return self.population.activate_model(version)
+
+    def models(self) -> dict:
+        return self.population.models()
 
     def shutdown(self) -> None:
         self.stop()

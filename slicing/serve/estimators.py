@@ -43,7 +43,7 @@ from slicing.serve.settings import ServiceSettings
 log = logging.getLogger("slicing.serve.estimators")
 
 POPULATION_WAIT_S = 10.0  # how long the estimator loader waits for a population before training its own
-REFRESH_S = 30.0  # how often the service compares its estimator with the population's
+REFRESH_S = 2.0  # how often the service compares its estimator with the population's (a roll-out's lag)
 POLL_S = 0.5  # how often the loader looks for a population while it waits
 
 

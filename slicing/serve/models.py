@@ -199,6 +199,27 @@ class AllocationsPage(BaseModel):
     cells: list[BulkCellAllocation]
 
 
+# ------------------------------------------------------------------------------------- /v1/models (roll-out)
+
+
+class ModelStaged(BaseModel):
+    version: str = Field(description="the estimator's content hash")
+    status: Literal["pending", "active"] = Field(description="pending: the population switches at effective_period")
+    effective_period: int = Field(description="the first period allocated with it")
+
+
+class ModelVersion(BaseModel):
+    version: str
+    pushed_at: float = Field(description="Unix time it was first seen by the population")
+    status: Literal["active", "pending", "previous"]
+
+
+class ModelsList(BaseModel):
+    active: str | None
+    pending: str | None
+    versions: list[ModelVersion] = Field(description="newest first; the population keeps the last 5")
+
+
 def _kpi_value(spec: KpiValue) -> tuple[object, object]:
     """A numeric KPI field of ``slicing.data.kpi.KPI_VALUES`` as a pydantic field: finite, within its range."""
     return Annotated[float, Field(ge=spec.lo, le=spec.hi, allow_inf_nan=False)], Field(description=spec.description)

@@ -23,7 +23,7 @@ import numpy as np
 
 from slicing.errors import FieldError
 from slicing.optim.rrm import rrm_policy_ratios
-from slicing.runtime.population import AllocationSnapshot, PeriodNotHeld
+from slicing.runtime.population import AllocationSnapshot, PeriodNotHeld, UnknownModel
 from slicing.runtime.ray_util import unwrap
 from slicing.serve.errors import ServiceError, unavailable
 from slicing.serve.models import KpiIngest
@@ -158,6 +158,20 @@ class PopulationClient:
             return await self.call(method, *args)
         except PeriodNotHeld as err:
             raise ServiceError(410 if err.gone else 404, str(err)) from None
+
+    async def push_model(self, payload: dict) -> dict:
+        """Stage a validated estimator in the population (it switches at the next period boundary)."""
+        return await self.call("push_model", payload)
+
+    async def activate_model(self, version: str) -> dict:
+        """Stage a kept version (roll back); 404 when the population does not keep it."""
+        try:
+            return await self.call("activate_model", version)
+        except UnknownModel as err:
+            raise ServiceError(404, str(err)) from None
+
+    async def models(self) -> dict:
+        return await self.call("models")
 
     async def cell_allocation(self, cell_id: str) -> dict:
         """A cell's current allocation with its RRM policy ratios, from the per-period cache when possible."""

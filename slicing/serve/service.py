@@ -19,14 +19,16 @@ FastAPI dependencies and the ``InflightLimiter`` middleware find it: there is no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from slicing.config import IdlaConfig
-from slicing.models.qos_estimator import QosEstimator
+from slicing.models.qos_estimator import EstimatorFileError, QosEstimator, estimator_payload
 from slicing.serve.allocate import allocate
 from slicing.serve.e2e import SliceModels, allocate_e2e
-from slicing.serve.estimators import Estimators, train_fallback
+from slicing.serve.errors import invalid
+from slicing.serve.estimators import Estimators, model_from_payload, train_fallback
 from slicing.serve.models import AllocateRequest, E2eAllocateRequest
 from slicing.serve.population_client import PopulationClient, population_handle
 from slicing.serve.settings import ServiceSettings
@@ -64,6 +66,18 @@ class SlicingService:
     def allocate_e2e(self, req: E2eAllocateRequest) -> dict:
         """The response of POST /v1/e2e/allocate as plain data (``slicing/serve/e2e.py``)."""
         return allocate_e2e(req, self.slice_models, self.settings)
+
+    async def push_model(self, body: bytes) -> dict:
+        """POST /v1/models: validate the estimator file in ``body`` here (422 naming the problem, and nothing
+        changes), then stage it in the population, which switches at its next period boundary; every replica
+        follows within ``estimators.REFRESH_S``."""
+        if not body:
+            raise invalid((), "empty body: send the bytes of a `slicing train-estimator` file")
+        try:
+            model = await asyncio.to_thread(model_from_payload, body)
+        except (EstimatorFileError, ValueError, TypeError) as err:
+            raise invalid((), str(err)) from None
+        return await self.population.push_model(estimator_payload(model))
 
     async def readiness(self) -> dict:
         """GET /readyz: ready when the estimator is loaded and the population answers ready."""

@@ -8,9 +8,9 @@ import typer
 from slicing.cli import app
 
 DOCUMENTED = {
-    "collect": None, "train-estimator": None, "evaluate": None, "bench": {"rl", "microopt", "serve"},
+    "collect": None, "train-estimator": None, "evaluate": None, "bench": {"rl", "microopt", "serve", "export"},
     "train-rl": None, "demo": None, "tune": None, "experiment": {"safety", "imitation", "transfer", "microopt", "twin"},
-    "agents": {"list", "register"},
+    "agents": {"list", "register"}, "models": {"push", "list", "activate"},
     "transfer": None, "serve": None,
 }
 

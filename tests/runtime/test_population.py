@@ -140,3 +140,32 @@ def test_the_last_periods_of_every_cell_are_held_for_bulk_reads(scenario):
             pop.allocations(bad)
     with pytest.raises(FieldError, match="offset"):
         pop.allocations_page(offset=-1)
+
+
+def test_a_pushed_model_switches_at_the_next_period_and_rolls_back(scenario, model, other_model):
+    from slicing.errors import FieldError
+    from slicing.models.qos_estimator import estimator_payload
+    from slicing.runtime.population import UnknownModel
+
+    pop = Population(scenario, 2, "idla", model, in_process=True)
+    pop.run_period()
+    old, new = model_version(model), model_version(other_model)
+    staged = pop.push_model(other_model)
+    assert staged == {"version": new, "status": "pending", "effective_period": pop.period() + 1}
+    assert pop.model_version() == old  # nothing changes before the period boundary
+    listed = pop.models()
+    assert listed["active"] == old and listed["pending"] == new
+    assert [(r["version"], r["status"]) for r in listed["versions"]] == [(new, "pending"), (old, "active")]
+    pop.run_period()
+    assert pop.model_version() == new and pop.models()["pending"] is None
+    assert {i["model_version"] for i in pop.shard_info()} == {new}  # every shard allocated with it
+    assert pop.activate_model(old)["status"] == "pending"  # roll back
+    pop.run_period()
+    assert pop.model_version() == old
+    with pytest.raises(UnknownModel, match="not kept"):
+        pop.activate_model("abc")
+    bad = estimator_payload(other_model)
+    bad["state"] = {k: v[:1] for k, v in bad["state"].items()}
+    with pytest.raises(FieldError, match="model"):
+        pop.push_model(bad)
+    assert pop.model_version() == old and pop.models()["pending"] is None  # a refused push changes nothing
