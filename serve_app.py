@@ -71,11 +71,56 @@ from slicing.serve.service import SlicingService
 from slicing.serve.settings import ServiceSettings, load_settings
 
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs", "/redoc")
-MAX_MODEL_BYTES = 64 * 2**20  # POST /v1/models: an estimator file is well under 1 MB
 ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorBody, "description": "invalid field; `path` is its JSON path"},
     503: {"model": ErrorBody, "description": "overloaded, not ready or population unreachable (Retry-After)"},
 }
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {  # routes that read a request body
+    **ERRORS,
+    400: {"model": ErrorBody, "description": "the body cannot be parsed (not JSON, or nested too deeply)"},
+    413: {"model": ErrorBody, "description": "body larger than max_body_bytes, or too many cells / slices"},
+}
+
+
+class BodyLimit:
+    """Pure ASGI middleware: 413 for a request body over ``max_body_bytes``, before any route parses it. A declared
+    Content-Length over the limit is refused at once; otherwise the body is counted as it arrives (at most the
+    limit is held) and handed on to the route."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        service = getattr(getattr(scope.get("app"), "state", None), "service", None)
+        limit = service.settings.max_body_bytes if service else ServiceSettings.model_fields["max_body_bytes"].default
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await _too_large(limit, int(declared))(scope, receive, send)
+            return
+        body, more = bytearray(), True
+        while more:  # per chunk of the body
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                await _too_large(limit, None)(scope, receive, send)
+                return
+        replay = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+
+        async def receive_again():
+            return replay.pop() if replay else await receive()
+
+        await self.app(scope, receive_again, send)
+
+
+def _too_large(limit: int, size: int | None) -> JSONResponse:
+    what = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+    return JSONResponse({"detail": f"request body of {what}; at most {limit} (max_body_bytes)"}, status_code=413)
 
 
 class InflightLimiter:
@@ -109,7 +154,8 @@ api = FastAPI(
     version="1",
     description="RAN slice resource allocation (IDLA and baselines) with TS 28.541 RRM policy ratios.",
 )
-api.add_middleware(InflightLimiter)
+api.add_middleware(BodyLimit)
+api.add_middleware(InflightLimiter)  # added last, so it runs first: an overloaded replica reads no body
 
 
 @api.exception_handler(RequestValidationError)
@@ -142,8 +188,8 @@ async def _cell_limit(request: Request) -> None:
     limit = _service(request).settings.max_cells_per_request
     try:
         body = await request.json()
-    except ValueError:
-        return  # reported as 422 by FastAPI
+    except (ValueError, RecursionError):
+        return  # reported by FastAPI's own parsing (400)
     cells = body.get("cells") if isinstance(body, dict) else None
     if isinstance(cells, list) and len(cells) > limit:
         raise ServiceError(413, f"{len(cells)} cells in one request; at most {limit} (max_cells_per_request)")
@@ -152,20 +198,6 @@ async def _cell_limit(request: Request) -> None:
 async def _ingest_auth(request: Request,
                        authorization: str | None = Header(default=None, description="Bearer <token>")) -> None:
     check_token(_service(request).settings, authorization)
-
-
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes (never read whole first)."""
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > limit:
-        raise ServiceError(413, f"body of {int(size)} bytes; at most {limit}")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise ServiceError(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 CellLimit = Depends(_cell_limit)
@@ -209,7 +241,7 @@ class SlicingIngress:
 
     @api.post("/v1/allocate", response_model=AllocateResponse, dependencies=[CellLimit],
               summary="stateless allocation of the given cells (one vectorised call)",
-              responses={**ERRORS, 413: {"model": ErrorBody, "description": "too many cells"}})
+              responses=BODY_ERRORS)
     async def allocate(self, req: AllocateRequest) -> JSONResponse:
         return JSONResponse(await asyncio.to_thread(self.svc.allocate, req))
 
@@ -254,7 +286,7 @@ class SlicingIngress:
 
     @api.post("/v1/kpis", response_model=KpiIngestResponse, dependencies=[BearerToken],
               summary="ingest KPI records into the running population (bearer token)",
-              responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
+              responses={**BODY_ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
     async def kpis(self, body: KpiIngest) -> dict:
         return await self.svc.population.ingest(body)
 
@@ -263,11 +295,9 @@ class SlicingIngress:
                       "here, then the population switches to it at its next period and every replica follows",
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
-              responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"},
-                         413: {"model": ErrorBody, "description": "file larger than the limit"}})
+              responses={**BODY_ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
     async def push_model(self, request: Request) -> JSONResponse:
-        body = await _bounded_body(request, MAX_MODEL_BYTES)
-        return JSONResponse(await self.svc.push_model(body), status_code=202)
+        return JSONResponse(await self.svc.push_model(await request.body()), status_code=202)
 
     @api.get("/v1/models", response_model=ModelsList, summary="the population's estimator versions: active, "
                                                                  "pending, previous", responses=ERRORS)
@@ -291,14 +321,14 @@ class SlicingIngress:
               dependencies=[BearerToken],
               summary="rank the sources for new target cells and start a transfer (bearer token); the new agent "
                       "is listed by GET /v1/agents, status training -> ready",
-              responses={**ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
+              responses={**BODY_ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
     async def transfer(self, body: TransferRequest) -> JSONResponse:
         return JSONResponse(await self.svc.transfers.transfer(body), status_code=202)
 
     @api.post("/v1/e2e/allocate", response_model=E2eAllocateResponse,
               summary="stateless MicroOpt allocation of e2e slices: transport Mbit/s and CPU millicores per slice, "
                       "per-domain targets of an optional e2e SLA (one vectorised call)",
-              responses={**ERRORS, 413: {"model": ErrorBody, "description": "too many slices"}})
+              responses=BODY_ERRORS)
     async def allocate_e2e(self, req: E2eAllocateRequest) -> JSONResponse:
         return JSONResponse(await asyncio.to_thread(self.svc.allocate_e2e, req))
 

@@ -72,6 +72,8 @@ def serve(
                                             "(GET /v1/e2e/allocations) and POST /v1/e2e/allocate uses it"),
     e2e_config: Path | None = typer.Option(None, "--e2e-config", help="YAML of the microopt step's settings and "
                                            "per-slice e2e SLAs (scenarios/e2e.yaml); needs --slice-model"),
+    registry: Path = typer.Option(Path("out/agents"), "--registry", help="the transfer service's registry folder "
+                                  "(GET /v1/agents, POST /v1/transfer)"),
 ) -> None:
     """Run the HTTP service (serve_app.py) on Ray Serve over a simulated, sharded population until Ctrl-C.
 
@@ -93,7 +95,7 @@ def serve(
     svc = LocalService(host=host, port=port, cells=n_cells, scenario=sc, shards=shards,
                        period_s=period_s, estimator=estimator, address=address,
                        settings=_serve_settings(max_inflight, max_cells), log=console.print,
-                       slice_model=slice_model, e2e_config=step)
+                       slice_model=slice_model, e2e_config=step, registry=registry)
     if no_http:
         svc.start_population()
         console.print("population started (detached); now `serve deploy cluster/serve.yaml`")

@@ -38,11 +38,11 @@ class KpiValue:
 
 
 KPI_VALUES = (
-    KpiValue("users", 0, None, "mean active users in the period"),
+    KpiValue("users", 0, 1e9, "mean active users in the period"),
     KpiValue("cqi", 0, 15, "mean CQI of the slice's users (0..15)"),
     KpiValue("prb_util", 0, 1, "fraction of the cell's PRBs used by the slice"),
-    KpiValue("throughput_mbps", 0, None, "achieved per-user throughput"),
-    KpiValue("delay_ms", 0, None, "achieved delay"),
+    KpiValue("throughput_mbps", 0, 1e9, "achieved per-user throughput"),
+    KpiValue("delay_ms", 0, 1e9, "achieved delay"),
 )
 VALUE_FIELDS = tuple(v.name for v in KPI_VALUES)
 FIELDS = ("cell_id", "snssai", *VALUE_FIELDS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -41,12 +42,27 @@ SNSSAI_SCHEMA = {"anyOf": [
                     "sd": {"type": "string", "pattern": snssai.SD_PATTERN}}},
 ]}
 Snssai = Annotated[str, BeforeValidator(snssai.canonical), WithJsonSchema(SNSSAI_SCHEMA, mode="validation")]
-CellId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _utf8(v: str) -> str:
+    """Echoed strings must be text that UTF-8 can carry back (JSON allows lone surrogates such as \\udb86)."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogate code points)") from None
+    return v
+
+
+# Numbers are strict: a JSON boolean or a numeric string is refused (pydantic's lax mode would take false as 0.0);
+# an integer is still a number.
+CellId = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_utf8)]
 IntCellId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")]
-NonNegFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PosFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Cqi = Annotated[float, Field(ge=0, le=15, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+# Magnitudes are bounded too: the models compute in float32, where 1e300 is inf and 1e-300 is 0.
+MAX_VALUE, MIN_POSITIVE = 1e9, 1e-6
+NonNegFinite = Annotated[float, Field(ge=0, le=MAX_VALUE, allow_inf_nan=False, strict=True)]
+PosFinite = Annotated[float, Field(ge=MIN_POSITIVE, le=MAX_VALUE, allow_inf_nan=False, strict=True)]
+Cqi = Annotated[float, Field(ge=0, le=15, allow_inf_nan=False, strict=True)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
 SchemeName = Literal["idla", "traffic", "equal", "oracle", "rl"]
 
 
@@ -69,8 +85,8 @@ class LastPeriod(_Request):
 class SliceRequest(_Request):
     snssai: Snssai = Field(description="S-NSSAI: {sst, sd} or 'SST-SD' / 'SST' (e.g. 01-000001, 1-000001, 1); "
                                        "answered as 01-000001; unique within the cell")
-    throughput_req_mbps: PosFinite = Field(description="per-user throughput requirement phi* (Mbit/s, > 0)")
-    delay_req_ms: PosFinite = Field(description="delay requirement d* (ms, > 0)")
+    throughput_req_mbps: PosFinite = Field(description="per-user throughput requirement phi* (Mbit/s, 1e-6..1e9)")
+    delay_req_ms: PosFinite = Field(description="delay requirement d* (ms, 1e-6..1e9)")
     users_history: list[NonNegFinite] = Field(
         min_length=HISTORY, max_length=HISTORY,
         description=f"mean active users of the slice in the last {HISTORY} periods, oldest first")
@@ -222,7 +238,8 @@ class ModelsList(BaseModel):
 
 def _kpi_value(spec: KpiValue) -> tuple[object, object]:
     """A numeric KPI field of ``slicing.data.kpi.KPI_VALUES`` as a pydantic field: finite, within its range."""
-    return Annotated[float, Field(ge=spec.lo, le=spec.hi, allow_inf_nan=False)], Field(description=spec.description)
+    return (Annotated[float, Field(ge=spec.lo, le=spec.hi, allow_inf_nan=False, strict=True)],
+            Field(description=spec.description))
 
 
 # The record contract is slicing/data/kpi.py's (fields in its order, ranges and descriptions from KPI_VALUES), so
@@ -282,13 +299,14 @@ AgentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 class TransferRequest(_Request):
     target: AgentName = Field(description="name of the new (target) agent")
-    cells: list[Annotated[int, Field(ge=0)]] = Field(min_length=1, max_length=100_000,
+    cells: list[Annotated[int, Field(ge=0, strict=True)]] = Field(min_length=1, max_length=100_000,
                                                      description="the target's cell ids (global integer ids)")
     source: AgentName | None = Field(default=None, description="source agent; default: the nearest in the VAE "
                                                                "latent space")
     strategy: Literal[STRATEGIES] = Field(  # type: ignore[valid-type] - the registry's names
         default="integrated", description="model | instance | integrated (both, the paper's) | feature")
-    iterations: int = Field(default=10, ge=1, le=10_000, description="RLlib training iterations of the target")
+    iterations: int = Field(default=10, ge=1, le=10_000, strict=True,
+                            description="RLlib training iterations of the target")
     method: Literal[METHODS] = Field(  # type: ignore[valid-type]
         default="mean", description="latent distance: mean (Lemma 1) | kl")
 
@@ -328,7 +346,7 @@ class TransferResponse(BaseModel):
 # ------------------------------------------------------------------------- POST /v1/e2e/allocate (MicroOpt)
 
 
-OpenFraction = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+OpenFraction = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)]
 
 
 class TrafficForecast(_Request):

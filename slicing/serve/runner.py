@@ -104,7 +104,8 @@ class LocalService:
                  scenario: Scenario | None = None, shards: int = 1, period_s: float = 900.0,
                  estimator: Path | None = None, address: str = "local", seed: int = 0,
                  settings: dict[str, Any] | None = None, log: Log = print, train_epochs: int = 40,
-                 slice_model: Path | None = None, e2e_config: dict[str, Any] | None = None) -> None:
+                 slice_model: Path | None = None, e2e_config: dict[str, Any] | None = None,
+                 registry: Path | None = Path("out/agents")) -> None:
         self.host, self.port, self.shards, self.period_s = host, port, shards, period_s
         self.scenario = scenario_for(cells, scenario, seed)
         if not 1 <= shards <= self.scenario.topology.sites:
@@ -115,7 +116,9 @@ class LocalService:
         self.log, self.train_epochs = log, train_epochs
         self.slice_model = slice_model  # e2e slice model: the population's microopt step and POST /v1/e2e/allocate
         self.e2e_config = dict(e2e_config or {})  # E2eStepConfig fields of that step
+        self.registry = registry  # the transfer service's registry folder (GET /v1/agents, POST /v1/transfer)
         self.population = None
+        self.transfer = None
         self._ray_started = self._serve_started = False
         self.ready_info: dict = {}
 
@@ -165,6 +168,11 @@ class LocalService:
         for _ in range(HISTORY):  # fill the history now: IDLA (not its traffic-baseline warm-up) from the start
             ray.get(self.population.run_period.remote())
         ray.get(self.population.run_periods_every.remote(self.period_s))
+        if self.registry is not None:  # its routes answer instead of 503
+            from slicing.runtime.transfer_actor import start_transfer_actor
+
+            self.transfer = start_transfer_actor(sc, self.registry, detached=self.address != "local")
+            self.log(f"transfer service over the registry {self.registry}")
 
     def start_http(self) -> None:
         """Serve on host:port with the app; waits until /readyz says ready."""
@@ -189,6 +197,12 @@ class LocalService:
             except Exception as err:  # keep tearing down
                 self.log(f"serve shutdown: {err}")
             self._serve_started = False
+        if self.transfer is not None and self.address == "local":
+            try:
+                ray.kill(self.transfer)
+            except Exception as err:  # keep tearing down
+                self.log(f"transfer service shutdown: {err}")
+            self.transfer = None
         if self.population is not None:
             try:
                 ray.get(self.population.shutdown.remote(), timeout=60)

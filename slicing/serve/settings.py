@@ -20,6 +20,7 @@ environment of the replica process counts (set it with the deployment's ``runtim
 | ``SLICING_SLICE_MODEL_EPOCHS`` | 300 | epochs of that trained slice model |
 | ``SLICING_MAX_E2E_SLICES_PER_REQUEST`` | 20000 | more slices in one ``POST /v1/e2e/allocate`` -> 413 |
 | ``SLICING_PLMN_MCC`` / ``SLICING_PLMN_MNC`` | 001 / 01 | the PLMN of the ``rRMPolicyMemberList`` entries |
+| ``SLICING_MAX_BODY_BYTES`` | 33554432 (32 MiB) | a larger request body -> 413 before it is parsed |
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class ServiceSettings(BaseSettings):
     torch_threads: int = Field(default=1, ge=1, le=256, description="torch intra-op threads of a replica")
     slice_model_path: Path | None = Field(default=None, description="saved e2e slice model (POST /v1/e2e/allocate)")
     slice_model_epochs: int = Field(default=300, ge=1, le=100_000, description="epochs of the fallback slice model")
+    max_body_bytes: int = Field(default=32 * 2**20, ge=1024, le=2**31, description="413 for a larger request body, "
+                                                                                   "before it is parsed")
     plmn_mcc: str = Field(default="001", pattern=r"^[0-9]{3}$", description="PLMN mobile country code of the "
                                                                           "RRMPolicyRatio members (001: test PLMN)")
     plmn_mnc: str = Field(default="01", pattern=r"^[0-9]{2,3}$", description="PLMN mobile network code")

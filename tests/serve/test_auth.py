@@ -14,6 +14,7 @@ def test_disabled_without_a_token() -> None:
         with pytest.raises(ServiceError) as err:
             check_token(ServiceSettings(api_token=token), "Bearer x")
         assert err.value.status == 503 and err.value.detail == "ingest disabled: SLICING_API_TOKEN not set"
+        assert err.value.headers == {"Retry-After": "1"}  # 503 only with Retry-After
 
 
 @pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer wrong", "Basic tok", "tok", "Bearer tok2",
