@@ -43,7 +43,7 @@ from ray import serve
 from ray.serve.config import BackpressureConfig
 
 from slicing.errors import FieldError
-from slicing.serve.auth import check_token
+from slicing.serve.auth import check_read_token, check_token
 from slicing.serve.errors import ServiceError
 from slicing.serve.models import (
     AgentsPage,
@@ -74,6 +74,11 @@ UNLIMITED_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs", "/redoc")
 ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorBody, "description": "invalid field; `path` is its JSON path"},
     503: {"model": ErrorBody, "description": "overloaded, not ready or population unreachable (Retry-After)"},
+}
+READ_ERRORS: dict[int | str, dict[str, Any]] = {  # the reading /v1 routes
+    **ERRORS,
+    401: {"model": ErrorBody, "description": "SLICING_READ_TOKEN is set and the request has neither it nor the "
+                                             "write token"},
 }
 BODY_ERRORS: dict[int | str, dict[str, Any]] = {  # routes that read a request body
     **ERRORS,
@@ -200,8 +205,15 @@ async def _ingest_auth(request: Request,
     check_token(_service(request).settings, authorization)
 
 
+async def _read_auth(request: Request,
+                     authorization: str | None = Header(default=None, description="Bearer <token> (when reads "
+                                                                                    "need one)")) -> None:
+    check_read_token(_service(request).settings, authorization)
+
+
 CellLimit = Depends(_cell_limit)
 BearerToken = Depends(_ingest_auth)
+ReadToken = Depends(_read_auth)  # open unless SLICING_READ_TOKEN is set
 
 
 @serve.deployment(
@@ -245,21 +257,21 @@ class SlicingIngress:
     async def allocate(self, req: AllocateRequest) -> JSONResponse:
         return JSONResponse(await asyncio.to_thread(self.svc.allocate, req))
 
-    @api.get("/v1/cells", response_model=CellsPage, summary="page of the running population's cell ids",
-             responses=ERRORS)
+    @api.get("/v1/cells", response_model=CellsPage, dependencies=[ReadToken],
+             summary="page of the running population's cell ids", responses=READ_ERRORS)
     async def cells(self, limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0)) -> dict:
         return await self.svc.population.cells(limit, offset)
 
-    @api.get("/v1/cells/{cell_id}/allocation", response_model=PopulationAllocation,
+    @api.get("/v1/cells/{cell_id}/allocation", response_model=PopulationAllocation, dependencies=[ReadToken],
              summary="the running population's current allocation of one cell",
-             responses={**ERRORS, 404: {"model": ErrorBody, "description": "unknown cell"}})
+             responses={**READ_ERRORS, 404: {"model": ErrorBody, "description": "unknown cell"}})
     async def cell_allocation(self, cell_id: str) -> dict:
         return await self.svc.population.cell_allocation(cell_id)
 
-    @api.get("/v1/allocations", response_model=AllocationsPage,
+    @api.get("/v1/allocations", response_model=AllocationsPage, dependencies=[ReadToken],
              summary="a page of every cell's allocation of one period, as TS 28.541 RRMPolicyRatio objects; follow "
                      "next to walk the population in one period",
-             responses={**ERRORS, 404: {"model": ErrorBody, "description": "period not allocated yet"},
+             responses={**READ_ERRORS, 404: {"model": ErrorBody, "description": "period not allocated yet"},
                         410: {"model": ErrorBody, "description": "period no longer held (the population keeps the "
                                                                  "last few)"}})
     async def allocations(self, offset: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=10_000),
@@ -267,12 +279,13 @@ class SlicingIngress:
         return Response(await self.svc.population.allocations_page(offset, limit, period),
                         media_type="application/json")
 
-    @api.get("/v1/allocations/export", response_class=StreamingResponse,
+    @api.get("/v1/allocations/export", response_class=StreamingResponse, dependencies=[ReadToken],
              summary="every cell's allocation of one period in one streamed response: NDJSON (one "
                      "/v1/allocations cell per line) or, with Accept: application/vnd.apache.arrow.stream, Arrow "
                      "IPC (one row per cell and slice). Headers X-Period, X-Model-Version, X-Cells",
-             responses={200: {"content": {NDJSON_MEDIA: {}, ARROW_MEDIA: {}}, "description": "the stream"},
-                        **ERRORS, 404: {"model": ErrorBody, "description": "period not allocated yet"},
+             responses={**READ_ERRORS,
+                        200: {"content": {NDJSON_MEDIA: {}, ARROW_MEDIA: {}}, "description": "the stream"},
+                        404: {"model": ErrorBody, "description": "period not allocated yet"},
                         406: {"model": ErrorBody, "description": "Accept names neither form"},
                         410: {"model": ErrorBody, "description": "period no longer held"}})
     async def export_allocations(self, period: int | None = Query(None, ge=0, description="default: the newest"),
@@ -299,8 +312,8 @@ class SlicingIngress:
     async def push_model(self, request: Request) -> JSONResponse:
         return JSONResponse(await self.svc.push_model(await request.body()), status_code=202)
 
-    @api.get("/v1/models", response_model=ModelsList, summary="the population's estimator versions: active, "
-                                                                 "pending, previous", responses=ERRORS)
+    @api.get("/v1/models", response_model=ModelsList, dependencies=[ReadToken],
+             summary="the population's estimator versions: active, pending, previous", responses=READ_ERRORS)
     async def models(self) -> dict:
         return await self.svc.population.models()
 
@@ -312,8 +325,8 @@ class SlicingIngress:
     async def activate_model(self, version: str) -> JSONResponse:
         return JSONResponse(await self.svc.population.activate_model(version), status_code=202)
 
-    @api.get("/v1/agents", response_model=AgentsPage, summary="the transfer service's registry of trained agents",
-             responses=ERRORS)
+    @api.get("/v1/agents", response_model=AgentsPage, dependencies=[ReadToken],
+             summary="the transfer service's registry of trained agents", responses=READ_ERRORS)
     async def agents(self) -> dict:
         return await self.svc.transfers.agents()
 
@@ -332,10 +345,10 @@ class SlicingIngress:
     async def allocate_e2e(self, req: E2eAllocateRequest) -> JSONResponse:
         return JSONResponse(await asyncio.to_thread(self.svc.allocate_e2e, req))
 
-    @api.get("/v1/e2e/allocations", response_model=E2ePage,
+    @api.get("/v1/e2e/allocations", response_model=E2ePage, dependencies=[ReadToken],
              summary="page of the running population's e2e slice instances (its microopt step): transport Mbit/s "
                      "and CPU millicores per site group and slice",
-             responses={**ERRORS, 404: {"model": ErrorBody, "description": "the population runs no microopt step "
+             responses={**READ_ERRORS, 404: {"model": ErrorBody, "description": "the population runs no microopt step "
                                                                           "(yet)"}})
     async def e2e_allocations(self, limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0)) -> dict:
         return await self.svc.population.e2e_page(limit, offset)
@@ -345,11 +358,12 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     """Application builder (``serve run serve_app:build_app key=value`` / ``args`` in cluster/serve.yaml).
 
     ``args`` are ``ServiceSettings`` overrides (e.g. ``max_inflight_requests``); they win over ``SLICING_*``
-    environment variables, which are read in the replica when it starts. ``api_token`` is refused here: set it
-    with ``SLICING_API_TOKEN`` in the replica's environment (``runtime_env.env_vars``) so it is not in the config.
+    environment variables, which are read in the replica when it starts. ``api_token`` and ``read_token`` are
+    refused here: set them with ``SLICING_API_TOKEN`` / ``SLICING_READ_TOKEN`` (or their ``_FILE`` forms) in the
+    replica's environment (``runtime_env.env_vars``) so they are not in the config.
     """
     args = dict(args or {})
-    allowed = set(ServiceSettings.model_fields) - {"api_token"}
+    allowed = set(ServiceSettings.model_fields) - {"api_token", "read_token"}
     unknown = sorted(set(args) - allowed)
     if unknown:
         raise ValueError(f"serve_app.build_app: unknown args {unknown}; allowed: {sorted(allowed)}")

@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 TOKEN = "fuzz-token-1"
+READ_TOKEN = "fuzz-read-2"
 MAX_EXAMPLES = 20
 
 
@@ -39,7 +40,12 @@ MAX_EXAMPLES = 20
 def service(ray_session, tmp_path_factory, monkeypatch_module):
     from slicing.serve.runner import LocalService, free_port
 
-    monkeypatch_module.setenv("SLICING_API_TOKEN", TOKEN)  # passed on to the replica
+    tokens = tmp_path_factory.mktemp("tokens")  # both tokens from files, as an operator would mount them
+    (tokens / "write").write_text(TOKEN + "\n")
+    (tokens / "read").write_text(READ_TOKEN + "\n")
+    monkeypatch_module.delenv("SLICING_API_TOKEN", raising=False)
+    monkeypatch_module.setenv("SLICING_API_TOKEN_FILE", str(tokens / "write"))  # passed on to the replica
+    monkeypatch_module.setenv("SLICING_READ_TOKEN_FILE", str(tokens / "read"))
     svc = LocalService(host="127.0.0.1", port=free_port(), cells=30, shards=1, period_s=900.0, train_epochs=2,
                        registry=tmp_path_factory.mktemp("agents"), log=lambda m: None)
     with svc:
@@ -129,5 +135,18 @@ def test_deeply_nested_json_is_4xx(service, path):
 
 
 def test_slicing_serve_runs_the_transfer_service(service):
-    r = requests.get(service + "/v1/agents", timeout=30)
+    r = requests.get(service + "/v1/agents", headers={"Authorization": f"Bearer {READ_TOKEN}"}, timeout=30)
     assert r.status_code == 200 and r.json() == {"agents": []}
+
+
+def test_reads_need_the_read_or_the_write_token_and_writes_the_write_token(service):
+    assert requests.get(service + "/healthz", timeout=10).status_code == 200  # probes stay open
+    r = requests.get(service + "/v1/cells", timeout=30)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    for token in (READ_TOKEN, TOKEN):
+        r = requests.get(service + "/v1/cells", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert r.status_code == 200 and r.json()["total"] == 30
+    r = requests.post(service + "/v1/kpis", data=json.dumps({"records": []}),
+                      headers={"Authorization": f"Bearer {READ_TOKEN}", "content-type": "application/json"},
+                      timeout=30)
+    assert r.status_code == 401  # the read token does not write

@@ -1,4 +1,6 @@
-"""The bearer token of the writing endpoints (``POST /v1/kpis``, ``POST /v1/transfer``)."""
+"""Bearer tokens: the write token of the writing routes (``POST /v1/kpis``, ``/v1/transfer``, ``/v1/models``), and
+an optional read token of the reading ``/v1`` routes (the write token reads too). Compared in constant time
+(``hmac.compare_digest``); tokens are ``SecretStr`` everywhere, so no log line or repr shows them."""
 
 from __future__ import annotations
 
@@ -13,7 +15,21 @@ def check_token(settings: ServiceSettings, authorization: str | None) -> None:
     if not settings.ingest_enabled:
         raise ServiceError(503, "ingest disabled: SLICING_API_TOKEN not set",
                            {"Retry-After": str(settings.retry_after_s)})
-    scheme, _, given = (authorization or "").partition(" ")
-    expected = settings.api_token.get_secret_value()  # type: ignore[union-attr]
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+    if not _matches(authorization, settings.api_token):
         raise ServiceError(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+
+
+def check_read_token(settings: ServiceSettings, authorization: str | None) -> None:
+    """Nothing when reads are open (no read token set); else 401 unless the read or the write token is given."""
+    if settings.reads_open:
+        return
+    if not (_matches(authorization, settings.read_token) or _matches(authorization, settings.api_token)):
+        raise ServiceError(401, "missing or wrong bearer token (this service requires one to read)",
+                           {"WWW-Authenticate": "Bearer"})
+
+
+def _matches(authorization: str | None, token) -> bool:
+    if token is None or not token.get_secret_value():
+        return False
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode())

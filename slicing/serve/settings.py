@@ -6,7 +6,10 @@ environment of the replica process counts (set it with the deployment's ``runtim
 
 | variable | default | meaning |
 |---|---|---|
-| ``SLICING_API_TOKEN`` | unset | bearer token of ``POST /v1/kpis``; unset = ingest disabled (503) |
+| ``SLICING_API_TOKEN`` | unset | bearer token of the writing routes; unset = writes disabled (503) |
+| ``SLICING_API_TOKEN_FILE`` | unset | a file whose first line is that token (instead of the variable) |
+| ``SLICING_READ_TOKEN`` | unset | bearer token of the reading ``/v1`` routes (the write token too); unset: open |
+| ``SLICING_READ_TOKEN_FILE`` | unset | a file whose first line is the read token |
 | ``SLICING_MAX_CELLS_PER_REQUEST`` | 2000 | more cells in one ``POST /v1/allocate`` -> 413 |
 | ``SLICING_MAX_INFLIGHT_REQUESTS`` | 32 | requests in progress per replica above which new ones get 503 + Retry-After |
 | ``SLICING_RETRY_AFTER_S`` | 1 | the Retry-After value (seconds) of overload responses |
@@ -28,14 +31,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SLICING_", extra="forbid", frozen=True)
 
-    api_token: SecretStr | None = Field(default=None, description="bearer token required by POST /v1/kpis")
+    api_token: SecretStr | None = Field(default=None, description="bearer token of the writing routes")
+    api_token_file: Path | None = Field(default=None, description="a file holding the write token instead")
+    read_token: SecretStr | None = Field(default=None, description="bearer token of the reading /v1 routes; unset: "
+                                                                   "reads are open")
+    read_token_file: Path | None = Field(default=None, description="a file holding the read token instead")
     max_cells_per_request: int = Field(default=2000, ge=1, le=1_000_000, description="413 above this")
     max_inflight_requests: int = Field(default=32, ge=1, le=100_000, description="503 + Retry-After above this")
     retry_after_s: int = Field(default=1, ge=0, le=3600, description="Retry-After of overload responses")
@@ -54,9 +61,33 @@ class ServiceSettings(BaseSettings):
     plmn_mnc: str = Field(default="01", pattern=r"^[0-9]{2,3}$", description="PLMN mobile network code")
     max_e2e_slices_per_request: int = Field(default=20_000, ge=1, le=1_000_000, description="413 above this")
 
+    @model_validator(mode="after")
+    def _token_files(self) -> ServiceSettings:
+        """A token may come from a file (``SLICING_API_TOKEN_FILE``, ``SLICING_READ_TOKEN_FILE``: its first line),
+        not from both places; an unreadable or empty file is refused naming it (never showing a token)."""
+        for name in ("api_token", "read_token"):
+            path = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: give SLICING_{name.upper()} or SLICING_{name.upper()}_FILE, not both")
+            try:
+                lines = Path(path).read_text().strip().splitlines()
+            except (OSError, UnicodeDecodeError) as err:
+                raise ValueError(f"{name}_file {path}: cannot be read ({type(err).__name__})") from None
+            token = lines[0].strip() if lines else ""
+            if not token:
+                raise ValueError(f"{name}_file {path}: is empty")
+            object.__setattr__(self, name, SecretStr(token))  # frozen model: set once, here
+        return self
+
     @property
     def ingest_enabled(self) -> bool:
         return self.api_token is not None and bool(self.api_token.get_secret_value())
+
+    @property
+    def reads_open(self) -> bool:
+        return self.read_token is None or not self.read_token.get_secret_value()
 
 
 def load_settings(**overrides: Any) -> ServiceSettings:
