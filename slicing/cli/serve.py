@@ -74,6 +74,9 @@ def serve(
                                            "per-slice e2e SLAs (scenarios/e2e.yaml); needs --slice-model"),
     registry: Path = typer.Option(Path("out/agents"), "--registry", help="the transfer service's registry folder "
                                   "(GET /v1/agents, POST /v1/transfer)"),
+    storage: str | None = typer.Option(None, "--storage", help="checkpoint folder or URI: the population saves every "
+                                       "period there, and a restart on it resumes at its last period with the "
+                                       "model that was active"),
 ) -> None:
     """Run the HTTP service (serve_app.py) on Ray Serve over a simulated, sharded population until Ctrl-C.
 
@@ -95,7 +98,7 @@ def serve(
     svc = LocalService(host=host, port=port, cells=n_cells, scenario=sc, shards=shards,
                        period_s=period_s, estimator=estimator, address=address,
                        settings=_serve_settings(max_inflight, max_cells), log=console.print,
-                       slice_model=slice_model, e2e_config=step, registry=registry)
+                       slice_model=slice_model, e2e_config=step, registry=registry, storage=storage)
     if no_http:
         svc.start_population()
         console.print("population started (detached); now `serve deploy cluster/serve.yaml`")

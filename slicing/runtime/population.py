@@ -69,6 +69,7 @@ def _shard_cpus(shards: int) -> float:
 
 KEEP_PERIODS = 4  # periods of whole-population allocations held for bulk reads (GET /v1/allocations)
 KEEP_MODELS = 5  # estimator versions kept for roll-back (the active and the pending one are never dropped)
+ESTIMATOR_OBJECT = "estimator-active"  # the storage object of the active estimator's payload
 
 
 class UnknownModel(LookupError):
@@ -144,6 +145,11 @@ class Population:
             store = CheckpointStore(self.storage)
             for lo, hi in self.bounds:
                 store.delete(f"shard-{lo:09d}-{hi:09d}")
+            store.delete(ESTIMATOR_OBJECT)
+        if self.storage and not fresh:  # a restart goes on with the estimator that was active, not the given one
+            stored = CheckpointStore(self.storage).load(ESTIMATOR_OBJECT)
+            if stored is not None:
+                model = stored
         self._lock = threading.RLock()
         self._models: dict[str, dict[str, Any]] = {}  # version -> {payload, pushed_at}, oldest first
         self._pending: str | None = None  # the version the next period switches to
@@ -266,6 +272,8 @@ class Population:
             self._get([self._call(s, "set_estimator", version, ref) for s in self.shards])
             self._version, self._payload, self._estimator = version, payload, (version, ref)
             self._register(payload)
+            if self.storage:  # the active version survives a restart on the same storage
+                CheckpointStore(self.storage).save(ESTIMATOR_OBJECT, payload)
             return True
 
     # -- model roll-out: push a version, switch at the next period boundary, roll back ------------------------

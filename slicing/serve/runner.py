@@ -20,7 +20,9 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,7 +107,7 @@ class LocalService:
                  estimator: Path | None = None, address: str = "local", seed: int = 0,
                  settings: dict[str, Any] | None = None, log: Log = print, train_epochs: int = 40,
                  slice_model: Path | None = None, e2e_config: dict[str, Any] | None = None,
-                 registry: Path | None = Path("out/agents")) -> None:
+                 registry: Path | None = Path("out/agents"), storage: str | None = None) -> None:
         self.host, self.port, self.shards, self.period_s = host, port, shards, period_s
         self.scenario = scenario_for(cells, scenario, seed)
         if not 1 <= shards <= self.scenario.topology.sites:
@@ -117,6 +119,7 @@ class LocalService:
         self.slice_model = slice_model  # e2e slice model: the population's microopt step and POST /v1/e2e/allocate
         self.e2e_config = dict(e2e_config or {})  # E2eStepConfig fields of that step
         self.registry = registry  # the transfer service's registry folder (GET /v1/agents, POST /v1/transfer)
+        self.storage = str(storage) if storage else None  # checkpoints: a restart resumes where it stopped
         self.population = None
         self.transfer = None
         self._ray_started = self._serve_started = False
@@ -143,11 +146,14 @@ class LocalService:
         from slicing.runtime import start_population_actor
 
         if not ray.is_initialized():
+            handler = signal.getsignal(signal.SIGTERM)
             if self.address == "local":
                 ray.init(address="local", include_dashboard=False, log_to_driver=False)
             else:
                 ray.init(address=self.address, log_to_driver=False)
             self._ray_started = True
+            if callable(handler) and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, handler)  # keep the caller's: Ray's own aborts with a stack dump
         if self.estimator is not None:
             model = load_estimator(self.estimator)
         else:
@@ -163,9 +169,12 @@ class LocalService:
 
             e2e = {"config": E2eStepConfig.model_validate({"seed": self.seed} | self.e2e_config).model_dump(),
                    "model": slice_model_payload(load_slice_model(self.slice_model))}
-        self.population = start_population_actor(sc, self.shards, "idla", model,
+        self.population = start_population_actor(sc, self.shards, "idla", model, storage=self.storage,
                                                  detached=self.address != "local", e2e=e2e)
-        for _ in range(HISTORY):  # fill the history now: IDLA (not its traffic-baseline warm-up) from the start
+        resumed = ray.get(self.population.period.remote())
+        if resumed:
+            self.log(f"resumed from {self.storage} at period {resumed}")
+        for _ in range(max(0, HISTORY - resumed)):  # fill the history now: IDLA (not its warm-up) from the start
             ray.get(self.population.run_period.remote())
         ray.get(self.population.run_periods_every.remote(self.period_s))
         if self.registry is not None:  # its routes answer instead of 503

@@ -169,3 +169,20 @@ def test_a_pushed_model_switches_at_the_next_period_and_rolls_back(scenario, mod
     with pytest.raises(FieldError, match="model"):
         pop.push_model(bad)
     assert pop.model_version() == old and pop.models()["pending"] is None  # a refused push changes nothing
+
+
+def test_a_restart_on_the_same_storage_resumes_the_period_and_the_active_model(scenario, model, other_model,
+                                                                               tmp_path):
+    first = Population(scenario, 2, "idla", model, str(tmp_path), in_process=True)
+    for _ in range(3):
+        first.run_period()
+    first.push_model(other_model)
+    first.run_period()  # switches to other_model
+    period, shares = first.period(), first.allocations_array()
+    assert first.model_version() == model_version(other_model)
+    again = Population(scenario, 2, "idla", model, str(tmp_path), in_process=True)  # given `model` again
+    assert again.period() == period and np.array_equal(again.allocations_array(), shares)
+    assert again.model_version() == model_version(other_model)  # the active version, not the given one
+    assert {i["model_version"] for i in again.shard_info()} == {model_version(other_model)}
+    fresh = Population(scenario, 2, "idla", model, str(tmp_path), in_process=True, fresh=True)
+    assert fresh.period() == 0 and fresh.model_version() == model_version(model)
