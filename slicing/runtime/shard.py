@@ -300,6 +300,15 @@ class CellShard:
         return {"cell_id": int(cell_id), "period": snap.period, "model_version": snap.model_version or "none",
                 "scheme": self.scheme_name, "slices": slices}
 
+    def history_of(self, cell_id: int, snssai: str) -> dict[str, list[float]]:
+        """One (cell, slice)'s users and CQI history, oldest first (what its next allocation sees)."""
+        i = int(cell_id) - self.lo
+        if not 0 <= i < self.hi - self.lo:
+            raise UnknownCell(f"cell_id: unknown cell {cell_id} ({self.name} holds {self.lo}..{self.hi - 1})")
+        j = self._snssai[str(snssai).lower()]
+        with self._lock:
+            return {"users": self.history.users()[i, j].tolist(), "cqi": self.history.cqi()[i, j].tolist()}
+
     def allocations_array(self) -> np.ndarray:
         """[N, S] current allocation (for period ``info()['alloc_period']``)."""
         return self._snap.shares.copy()
@@ -324,6 +333,7 @@ class CellShard:
 
         Only ``users`` and ``cqi`` enter the estimator's features; ``prb_util``, ``throughput_mbps`` and
         ``delay_ms`` are validated but do not feed back into the simulated radio. ``dry_run`` only validates.
+        With a storage path the shard checkpoints before it returns, so records it acknowledged survive its loss.
         """
         batch = parse_records(records)
         if not len(batch):
@@ -359,6 +369,7 @@ class CellShard:
             state["users"][pos, col, -1] = batch.values["users"]
             state["cqi"][pos, col, -1] = batch.values["cqi"]
             self.history.load_state_dict(state)
+            self.checkpoint()  # acknowledged means durable: the caller's 200 comes after this write
             return len(batch)
 
     # -- checkpoint / restore ------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,31 @@ def test_killed_shard_restores_and_run_continues(ray_session, tmp_path, scenario
         run_and_compare(pop, reference, 3, PERIODS, "after kill")
         info = pop.shard_info()[0]
         assert info["restored"] and info["pid"] != pid and info["reloads"] == 1
+
+
+def test_acknowledged_kpis_survive_the_loss_of_their_shard(ray_session, tmp_path, scenario, model):
+    """POST /v1/kpis answers after Population.ingest returns: by then the records are in the shard's checkpoint."""
+    import ray
+
+    with Population(scenario, 2, "idla", model, str(tmp_path)) as pop:
+        for _ in range(3):
+            pop.run_period()
+        cells = [1, 2, 30]  # two in the first shard (cells 0-17), one in the second
+        slices = [pop.allocation(c)["slices"][0]["snssai"] for c in cells]
+        records = [{"cell_id": c, "snssai": s, "users": 123.0 + c, "cqi": 14.5, "prb_util": 0.5,
+                    "throughput_mbps": 1.0, "delay_ms": 10.0} for c, s in zip(cells, slices, strict=True)]
+        pids = [i["pid"] for i in pop.shard_info()]
+        assert pop.ingest(records) == 3
+        for k in range(2):  # kill both shards right after the acknowledgement
+            ray.kill(pop.shards[k], no_restart=False)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # ray.kill is asynchronous: wait for the new incarnations
+            infos = pop.shard_info()
+            if all(i["pid"] != p for i, p in zip(infos, pids, strict=True)):
+                break
+            time.sleep(0.2)
+        assert all(i["restored"] and i["pid"] != p for i, p in zip(infos, pids, strict=True)), infos
+        for c, s in zip(cells, slices, strict=True):
+            k = pop.shard_of(c)
+            hist = ray.get(pop.shards[k].history_of.remote(c, s))
+            assert hist["users"][-1] == 123.0 + c and hist["cqi"][-1] == 14.5, hist
