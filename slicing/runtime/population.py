@@ -108,7 +108,7 @@ class AllocationSnapshot:
     mask: np.ndarray
 
     def page(self, offset: int, limit: int) -> AllocationSnapshot:
-        """Cells offset .. offset + limit - 1 (``cell_offset`` tells where they start)."""
+        """Cells offset .. offset + limit - 1 (their ids: offset onwards, the snapshot holds no ids)."""
         sl = slice(offset, offset + limit)
         return AllocationSnapshot(self.period, self.model_version, self.scheme, self.snssai, self.shares[sl],
                                   self.mask[sl])
