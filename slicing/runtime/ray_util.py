@@ -1,7 +1,8 @@
 """The one place that starts Ray, finds the named actors and unwraps Ray task errors.
 
 - ``ensure_ray``/``local_ray``: the embedded local Ray of the entry points (CLI commands, experiment drivers,
-  benchmarks); library code below ``runtime`` never starts Ray itself.
+  benchmarks), on 127.0.0.1 only (``loopback_ray``) and without a dashboard; library code below ``runtime`` never
+  starts Ray itself.
 - ``NAMESPACE`` and ``named_actor``: the service's detached actors (``slicing-population``, ``slicing-transfer``).
 - ``unwrap``: the user exception inside a ``RayTaskError`` (Ray re-raises a task's exception as a subclass of it
   that carries the original in ``cause``), so a ``FieldError`` raised in an actor arrives as itself.
@@ -9,6 +10,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,8 +19,23 @@ from typing import Any
 NAMESPACE = "slicing"
 
 
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_ray() -> None:
+    """Make the next embedded local Ray take 127.0.0.1 as its node address, so its GCS, raylet and object manager
+    listen on loopback only. Ray resolves 127.0.0.1 to the host's interface address unless its multi-node switch
+    (``LOOPBACK_SWITCH``) is off; Ray reads that when it is imported, so it is set here and, if Ray is imported
+    already, also in Ray's constants (read at ``ray.init``). An explicit value in the environment wins."""
+    os.environ.setdefault(LOOPBACK_SWITCH, "0")
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = os.environ[LOOPBACK_SWITCH].lower() in ("1", "true")
+
+
 def ensure_ray(num_cpus: int = 2) -> bool:
     """Start a local Ray (loopback, no dashboard) unless one is running; True if this call started it."""
+    loopback_ray()
     import ray
 
     if ray.is_initialized():

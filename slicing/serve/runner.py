@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from slicing.config import HISTORY, Scenario, build_scenario
+from slicing.runtime.ray_util import loopback_ray
 
 Log = Callable[[str], None]
 APP_NAME = "slicing"
@@ -148,6 +149,7 @@ class LocalService:
         if not ray.is_initialized():
             handler = signal.getsignal(signal.SIGTERM)
             if self.address == "local":
+                loopback_ray()  # GCS, raylet and object manager on 127.0.0.1 only
                 ray.init(address="local", include_dashboard=False, log_to_driver=False)
             else:
                 ray.init(address=self.address, log_to_driver=False)
