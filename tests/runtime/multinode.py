@@ -3,8 +3,10 @@
 ``run_multinode()`` starts the cluster, connects to it, runs a sharded IDLA population with checkpoints (shards
 spread over the nodes), removes (kills) a worker node that hosts a shard in the middle of the run, and keeps
 running. Each period is compared with an undisturbed single-shard in-process run of the same scenario and seed.
-It must run in a process without Ray already initialised: ``python -m tests.runtime.multinode`` prints the
-result as one JSON line (used by ``tests/test_runtime_multinode.py``).
+At the end it ingests KPI records into the shards of the other worker, removes that node right after the
+acknowledgement, and reads the records back from the restarted shards. It must run in a process without Ray
+already initialised: ``python -m tests.runtime.multinode`` prints the result as one JSON line (used by
+``tests/runtime/test_multinode.py``).
 """
 
 from __future__ import annotations
@@ -70,6 +72,38 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _acked_kpis_survive_node_loss(cluster, pop, workers, node_args: dict) -> dict:
+    """Ingest KPI records into the shards of a worker node, remove that node right after the acknowledgement
+    (a spare node joins first, so the shards have somewhere to restart), and read the records back."""
+    import ray
+
+    cluster.add_node(**node_args)
+    cluster.wait_for_nodes()
+    infos = pop.shard_info()
+    victim = next((w for w in workers if w.node_id in {i["node_id"] for i in infos}), None)
+    if victim is None:
+        return {"kpis_acked": 0, "kpis_found_after_node_loss": 0}
+    shards = [k for k, i in enumerate(infos) if i["node_id"] == victim.node_id]
+    targets = [(infos[k]["lo"], pop.allocation(infos[k]["lo"])["slices"][0]["snssai"]) for k in shards]
+    records = [{"cell_id": c, "snssai": sn, "users": 321.0 + c, "cqi": 13.5, "prb_util": 0.4,
+                "throughput_mbps": 1.0, "delay_ms": 20.0} for c, sn in targets]
+    acked = pop.ingest(records)  # what POST /v1/kpis answers 200 for
+    cluster.remove_node(victim, allow_graceful=False)
+    deadline = time.perf_counter() + 90
+    while time.perf_counter() < deadline:  # declared dead, and its shards answering from another node
+        dead = not any(n["NodeID"] == victim.node_id and n["Alive"] for n in ray.nodes())
+        if dead and all(pop.shard_info()[k]["node_id"] != victim.node_id for k in shards):
+            break
+        time.sleep(0.5)
+    found = 0
+    for k, (c, sn) in zip(shards, targets, strict=True):  # the calls wait for the restarted shards
+        hist = ray.get(pop.shards[k].history_of.remote(c, sn), timeout=120)
+        found += hist["users"][-1] == 321.0 + c and hist["cqi"][-1] == 13.5
+    restarted = [i["node_id"] for i in pop.shard_info()]
+    return {"kpis_acked": acked, "kpis_found_after_node_loss": int(found),
+            "kpi_shards_moved": all(restarted[k] != victim.node_id for k in shards)}
+
+
 def run_multinode(periods: int = 8, remove_after: int = 3, shards: int = 3, sites: int = 12, seed: int = 3) -> dict:
     # Every node, and the driver, on the loopback address: Ray then takes 127.0.0.1 as the node IP (it would
     # otherwise resolve 127.0.0.1 to the host's interface address). Inherited by the node processes.
@@ -129,6 +163,7 @@ def run_multinode(periods: int = 8, remove_after: int = 3, shards: int = 3, site
         result["shard_nodes_after"] = [i["node_id"] for i in after]
         result["restored_shards"] = sum(bool(i["restored"]) for i in after)
         result["alive_nodes"] = sum(bool(n["Alive"]) for n in ray.nodes())
+        result |= _acked_kpis_survive_node_loss(cluster, pop, [w for w in workers if w is not victim], node_args)
         pop.shutdown()
     finally:
         ray.shutdown()

@@ -37,3 +37,6 @@ def test_node_loss_mid_run_recovers_and_matches_undisturbed_run():
     assert all(p["all_allocated"] and p["fallback_cells"] == 0 for p in periods)  # no cell without shares
     # identical to the undisturbed single-shard run, before and after the loss (removal before period 3)
     assert all(p["allocation_match"] and p["kpis_match"] for p in periods)
+    # KPI records acknowledged by shards on a node survive that node's loss (issue 14: acknowledged means durable)
+    assert res["kpis_acked"] >= 1 and res["kpis_found_after_node_loss"] == res["kpis_acked"], res
+    assert res["kpi_shards_moved"]
