@@ -427,7 +427,7 @@ def test_kpis_need_the_bearer_token(svc) -> None:
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {TOKEN}"}):
         r = post(svc, "/v1/kpis", body, headers=headers)
         assert r.status_code == 401 and r.headers.get("www-authenticate") == "Bearer"
-    # auth is checked before the body: a bad body without a token is still 401
+    # auth is checked before the body is parsed: a bad body without a token is still 401
     assert post(svc, "/v1/kpis", {"records": "nonsense"}).status_code == 401
 
 

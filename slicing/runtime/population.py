@@ -316,10 +316,11 @@ class Population:
 
     def models(self) -> dict[str, Any]:
         """``{active, pending, versions: [{version, pushed_at, status}]}``, newest first."""
-        rows = [{"version": v, "pushed_at": m["pushed_at"],
-                 "status": "active" if v == self._version else "pending" if v == self._pending else "previous"}
-                for v, m in reversed(self._models.items())]
-        return {"active": self._version, "pending": self._pending, "versions": rows}
+        with self._lock:  # the actor is threaded: a push may change the registry meanwhile
+            rows = [{"version": v, "pushed_at": m["pushed_at"],
+                     "status": "active" if v == self._version else "pending" if v == self._pending else "previous"}
+                    for v, m in reversed(self._models.items())]
+            return {"active": self._version, "pending": self._pending, "versions": rows}
 
     def model_version(self) -> str | None:
         return self._version
