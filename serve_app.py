@@ -10,10 +10,13 @@ Endpoints (README.md, "HTTP service and clusters"): ``GET /healthz``, ``GET /rea
 ``GET /v1/cells``, ``GET /v1/cells/{cell_id}/allocation``, ``GET /v1/allocations`` (pages of every cell's
 RRMPolicyRatio in one period) and ``GET /v1/allocations/export`` (all of them streamed: NDJSON or Arrow IPC),
 ``POST /v1/kpis``, ``POST /v1/models`` / ``GET /v1/models`` / ``POST /v1/models/{version}/activate`` (estimator
-roll-out and roll-back), ``GET /v1/agents``,
+and RL checkpoint roll-out and roll-back), ``GET /v1/agents``,
 ``POST /v1/transfer`` (the ``slicing-transfer`` actor, ``slicing/runtime/transfer_actor.py``),
 ``POST /v1/e2e/allocate`` (MicroOpt for e2e slices, ``slicing/serve/e2e.py``), ``GET /v1/e2e/allocations`` (the
-population's microopt step), ``GET /openapi.json``.
+population's microopt step), ``GET /v1/cells/{cell_id}/requirements`` (the slice requirements in force),
+``GET /openapi.json``; and the A1-P v2 policy resource under ``/A1-P/v2`` (``ORAN_SliceSLATarget_1.0.0``,
+``slicing/a1.py``): policy types, PUT / GET / DELETE of policies, their status. Under ``/A1-P/v2`` every error is
+``application/problem+json`` (RFC 7807) and a bad policy is 400, as A1-P has it.
 
 Errors: 422 ``{"detail": [{"path": "body.cells.0.slices.1.users_history", "msg", "type"}]}``; 404 unknown cell
 or a period not allocated yet; 410 a period no longer held; 406 an export ``Accept`` naming neither form;
@@ -34,14 +37,19 @@ the rest with 503 + Retry-After too (``backpressure_config``), so nothing waits 
 
 # No `from __future__ import annotations`: FastAPI must see the real types of the class-based view's methods.
 import asyncio
-from typing import Any
+import functools
+from http import HTTPStatus
+from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from ray.serve.config import BackpressureConfig
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from slicing import a1
 from slicing.errors import FieldError
 from slicing.serve.auth import check_read_token, check_token
 from slicing.serve.errors import ServiceError
@@ -50,6 +58,7 @@ from slicing.serve.models import (
     AllocateRequest,
     AllocateResponse,
     AllocationsPage,
+    CellRequirements,
     CellsPage,
     E2eAllocateRequest,
     E2eAllocateResponse,
@@ -60,7 +69,10 @@ from slicing.serve.models import (
     KpiIngestResponse,
     ModelsList,
     ModelStaged,
+    PolicyStatus,
+    PolicyTypeObject,
     PopulationAllocation,
+    Problem,
     Readiness,
     TransferRequest,
     TransferResponse,
@@ -71,6 +83,8 @@ from slicing.serve.service import SlicingService
 from slicing.serve.settings import ServiceSettings, load_settings
 
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs", "/redoc")
+A1_PREFIX = "/A1-P/v2"
+PROBLEM_MEDIA = "application/problem+json"
 ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorBody, "description": "invalid field; `path` is its JSON path"},
     503: {"model": ErrorBody, "description": "overloaded, not ready or population unreachable (Retry-After)"},
@@ -103,7 +117,7 @@ class BodyLimit:
         limit = service.settings.max_body_bytes if service else ServiceSettings.model_fields["max_body_bytes"].default
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _too_large(limit, int(declared))(scope, receive, send)
+            await _too_large(scope["path"], limit, int(declared))(scope, receive, send)
             return
         body, more = bytearray(), True
         while more:  # per chunk of the body
@@ -113,7 +127,7 @@ class BodyLimit:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > limit:
-                await _too_large(limit, None)(scope, receive, send)
+                await _too_large(scope["path"], limit, None)(scope, receive, send)
                 return
         replay = [{"type": "http.request", "body": bytes(body), "more_body": False}]
 
@@ -123,9 +137,17 @@ class BodyLimit:
         await self.app(scope, receive_again, send)
 
 
-def _too_large(limit: int, size: int | None) -> JSONResponse:
+def error_response(path: str, status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error answer: ``{"detail"}``, or RFC 7807 problem details under ``/A1-P/v2`` (A1-P's error form)."""
+    if path.startswith(A1_PREFIX + "/") or path == A1_PREFIX:
+        body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+        return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA)
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _too_large(path: str, limit: int, size: int | None) -> JSONResponse:
     what = f"{size} bytes" if size is not None else f"more than {limit} bytes"
-    return JSONResponse({"detail": f"request body of {what}; at most {limit} (max_body_bytes)"}, status_code=413)
+    return error_response(path, 413, f"request body of {what}; at most {limit} (max_body_bytes)")
 
 
 class InflightLimiter:
@@ -143,8 +165,8 @@ class InflightLimiter:
         limit = service.settings.max_inflight_requests if service else 1_000_000
         if self.inflight >= limit:
             retry = str(service.settings.retry_after_s if service else 1)
-            response = JSONResponse({"detail": f"overloaded: {self.inflight} requests in progress (limit {limit})"},
-                                    status_code=503, headers={"Retry-After": retry})
+            response = error_response(scope["path"], 503, f"overloaded: {self.inflight} requests in progress "
+                                                          f"(limit {limit})", {"Retry-After": retry})
             await response(scope, receive, send)
             return
         self.inflight += 1
@@ -163,21 +185,42 @@ api.add_middleware(BodyLimit)
 api.add_middleware(InflightLimiter)  # added last, so it runs first: an overloaded replica reads no body
 
 
+def _is_a1(request: Request) -> bool:
+    return request.url.path.startswith(A1_PREFIX + "/")
+
+
 @api.exception_handler(RequestValidationError)
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     detail = [{"path": ".".join(str(p) for p in e.get("loc", ())), "msg": str(e.get("msg", "")),
                "type": str(e.get("type", ""))} for e in exc.errors()]  # no "input": it may hold NaN
+    if _is_a1(request):  # A1-P: 400, the first problem's field path (without "body.") and message
+        first = detail[0] if detail else {"path": "", "msg": "invalid request"}
+        where = first["path"].removeprefix("body").lstrip(".") or "body"
+        return error_response(request.url.path, 400, f"{where}: {first['msg']}")
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own errors (an unparseable body: 400): problem details under /A1-P/v2, FastAPI's answer elsewhere."""
+    if _is_a1(request):
+        return error_response(request.url.path, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    return await http_exception_handler(request, exc)
 
 
 @api.exception_handler(ServiceError)
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    if _is_a1(request):
+        return error_response(request.url.path, exc.status, exc.detail, exc.headers)
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
 @api.exception_handler(FieldError)
 async def _field_error(request: Request, exc: FieldError) -> JSONResponse:
-    """Input refused below the HTTP layer (a KPI record, a transfer's source): 422 with its JSON path."""
+    """Input refused below the HTTP layer (a KPI record, a transfer's source): 422 with its JSON path (400 under
+    /A1-P/v2)."""
+    if _is_a1(request):
+        return error_response(request.url.path, 400, str(exc))
     return JSONResponse({"detail": [exc.detail("body")]}, status_code=422)
 
 
@@ -211,6 +254,48 @@ async def _read_auth(request: Request,
     check_read_token(_service(request).settings, authorization)
 
 
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_MEDIA: {"schema": Problem.model_json_schema()}}}
+
+
+A1_READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _problem("SLICING_READ_TOKEN is set and the request has neither it nor the write token"),
+    404: _problem("unknown policy type or policy"),
+    503: _problem("overloaded, or the population is unreachable (Retry-After)"),
+}
+A1_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **A1_READ_ERRORS,
+    401: _problem("missing or wrong bearer token"),
+    503: _problem("overloaded, the population is unreachable, or writes are disabled (SLICING_API_TOKEN unset); "
+                  "Retry-After"),
+}
+A1_POLICY_READ_ERRORS: dict[int | str, dict[str, Any]] = {  # routes with a policy id
+    **A1_READ_ERRORS, 400: _problem(f"the policy id does not match {a1.POLICY_ID_PATTERN}")}
+A1_POLICY_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **A1_WRITE_ERRORS, 400: _problem(f"the policy id does not match {a1.POLICY_ID_PATTERN}")}
+PolicyTypeId = Path(description=f"the policy type; this service has {a1.POLICY_TYPE_ID}")
+PolicyId = Path(pattern=a1.POLICY_ID_PATTERN, description="chosen by the A1 consumer")
+
+
+def _policy_type(policy_type_id: str) -> None:
+    if policy_type_id != a1.POLICY_TYPE_ID:
+        raise ServiceError(404, f"unknown policy type {policy_type_id!r}; this service has {[a1.POLICY_TYPE_ID]}")
+
+
+def _openapi_without_a1_422(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI, less the 422 it adds to every route with parameters: under /A1-P/v2 a bad request is a
+    400 (documented per route), never a 422. Set before ``serve.ingress`` freezes a copy of the app."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        for path, ops in schema["paths"].items():
+            if path.startswith(A1_PREFIX):
+                for op in ops.values():
+                    op["responses"].pop("422", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+api.openapi = functools.partial(_openapi_without_a1_422, api)
 CellLimit = Depends(_cell_limit)
 BearerToken = Depends(_ingest_auth)
 ReadToken = Depends(_read_auth)  # open unless SLICING_READ_TOKEN is set
@@ -304,13 +389,18 @@ class SlicingIngress:
         return await self.svc.population.ingest(body)
 
     @api.post("/v1/models", response_model=ModelStaged, status_code=202, dependencies=[BearerToken],
-              summary="push a QoS estimator (the bytes of a `slicing train-estimator` file; bearer token): validated "
-                      "here, then the population switches to it at its next period and every replica follows",
+              summary="push a QoS estimator (kind=estimator: the bytes of a `slicing train-estimator` file) or an RL "
+                      "checkpoint (kind=rl: a gzipped tar of a `slicing train-rl` checkpoint folder), bearer token: "
+                      "validated here, then the population switches to it at its next period and every replica "
+                      "follows",
               openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                  "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}},
               responses={**BODY_ERRORS, 401: {"model": ErrorBody, "description": "missing or wrong token"}})
-    async def push_model(self, request: Request) -> JSONResponse:
-        return JSONResponse(await self.svc.push_model(await request.body()), status_code=202)
+    async def push_model(self, request: Request,
+                         kind: Literal["estimator", "rl"] = Query("estimator", description="what the body is")
+                         ) -> JSONResponse:
+        return JSONResponse(await self.svc.push_model(await request.body(), kind), status_code=202)
 
     @api.get("/v1/models", response_model=ModelsList, dependencies=[ReadToken],
              summary="the population's estimator versions: active, pending, previous", responses=READ_ERRORS)
@@ -344,6 +434,72 @@ class SlicingIngress:
               responses=BODY_ERRORS)
     async def allocate_e2e(self, req: E2eAllocateRequest) -> JSONResponse:
         return JSONResponse(await asyncio.to_thread(self.svc.allocate_e2e, req))
+
+    @api.get("/v1/cells/{cell_id}/requirements", response_model=CellRequirements, dependencies=[ReadToken],
+             summary="the slice requirements in force in one cell: the catalogue's, or an A1 policy's",
+             responses={**READ_ERRORS, 404: {"model": ErrorBody, "description": "unknown cell"}})
+    async def cell_requirements(self, cell_id: str) -> dict:
+        return await self.svc.population.requirements(cell_id)
+
+    # -- A1-P v2: slice SLA policies ------------------------------------------------------------------------
+    @api.get("/A1-P/v2/policytypes", response_model=list[str], dependencies=[ReadToken],
+             summary="A1-P: the policy types this service takes", responses=A1_READ_ERRORS)
+    async def policy_types(self) -> list[str]:
+        return [a1.POLICY_TYPE_ID]
+
+    @api.get("/A1-P/v2/policytypes/{policyTypeId}", response_model=PolicyTypeObject, dependencies=[ReadToken],
+             summary="A1-P: a policy type's policy and status schemas", responses=A1_READ_ERRORS)
+    async def policy_type(self, policyTypeId: str = PolicyTypeId) -> dict:
+        _policy_type(policyTypeId)
+        return {"policySchema": a1.policy_schema(), "statusSchema": a1.STATUS_SCHEMA}
+
+    @api.get("/A1-P/v2/policytypes/{policyTypeId}/policies", response_model=list[str],
+             dependencies=[ReadToken], summary="A1-P: the ids of the policies held", responses=A1_READ_ERRORS)
+    async def policies(self, policyTypeId: str = PolicyTypeId) -> list[str]:
+        _policy_type(policyTypeId)
+        return await self.svc.population.policy_ids()
+
+    @api.get("/A1-P/v2/policytypes/{policyTypeId}/policies/{policyId}", response_model=a1.SliceSlaPolicy,
+             response_model_exclude_none=True, dependencies=[ReadToken], summary="A1-P: a policy",
+             responses=A1_POLICY_READ_ERRORS)
+    async def policy(self, policyTypeId: str = PolicyTypeId, policyId: str = PolicyId) -> dict:
+        _policy_type(policyTypeId)
+        return await self.svc.population.policy(policyId)
+
+    @api.put("/A1-P/v2/policytypes/{policyTypeId}/policies/{policyId}", response_model=a1.SliceSlaPolicy,
+             response_model_exclude_none=True, dependencies=[BearerToken],
+             summary="A1-P: create (201, Location) or replace (200) a policy (bearer token); in force from the "
+                     "population's next period",
+             responses={**A1_WRITE_ERRORS, 201: {"model": a1.SliceSlaPolicy, "description": "created"},
+                        400: _problem("the policy breaks its schema, names another PLMN, a slice outside the "
+                                      "catalogue or an unknown cell; the detail names the field"),
+                        409: _problem("another policy sets the same slice in some of the same cells, or the "
+                                      "population holds its maximum of policies"),
+                        413: _problem("body larger than max_body_bytes")})
+    async def put_policy(self, body: a1.SliceSlaPolicy, policyTypeId: str = PolicyTypeId,
+                         policyId: str = PolicyId) -> JSONResponse:
+        _policy_type(policyTypeId)
+        res = await self.svc.put_policy(policyId, body)
+        if res["created"]:
+            where = f"{A1_PREFIX}/policytypes/{policyTypeId}/policies/{policyId}"
+            return JSONResponse(res["policy"], status_code=201, headers={"Location": where})
+        return JSONResponse(res["policy"], status_code=200)
+
+    @api.delete("/A1-P/v2/policytypes/{policyTypeId}/policies/{policyId}", status_code=204,
+                response_class=Response, dependencies=[BearerToken],
+                summary="A1-P: delete a policy (bearer token); its cells go back to the catalogue's requirements "
+                        "from the next period", responses=A1_POLICY_WRITE_ERRORS)
+    async def delete_policy(self, policyTypeId: str = PolicyTypeId, policyId: str = PolicyId) -> Response:
+        _policy_type(policyTypeId)
+        await self.svc.population.delete_policy(policyId)
+        return Response(status_code=204)
+
+    @api.get("/A1-P/v2/policytypes/{policyTypeId}/policies/{policyId}/status", response_model=PolicyStatus,
+             dependencies=[ReadToken], summary="A1-P: is the policy enforced, and if not why",
+             responses=A1_POLICY_READ_ERRORS)
+    async def policy_status(self, policyTypeId: str = PolicyTypeId, policyId: str = PolicyId) -> dict:
+        _policy_type(policyTypeId)
+        return await self.svc.population.policy_status(policyId)
 
     @api.get("/v1/e2e/allocations", response_model=E2ePage, dependencies=[ReadToken],
              summary="page of the running population's e2e slice instances (its microopt step): transport Mbit/s "

@@ -623,3 +623,217 @@ def test_model_rollout_under_load_never_fails_or_mixes_and_rolls_back(svc, tmp_p
     ray.get(svc["pop"].run_period.remote())
     assert get(svc, "/v1/models").json()["active"] == old
     assert _wait_replica_version(svc, old) == old
+
+
+# ------------------------------------------------------------------------------------------- A1-P v2 policies
+
+A1 = "/A1-P/v2/policytypes/ORAN_SliceSLATarget_1.0.0"
+PLMN = {"mcc": "001", "mnc": "01"}
+
+
+def a1_policy(snssai: dict, objectives: dict, cells: list[int] | None = None, plmn: dict = PLMN) -> dict:
+    body = {"scope": {"sliceId": {**snssai, "plmnId": plmn}}, "sliceSlaObjectives": objectives}
+    if cells is not None:
+        body["sliceSlaResources"] = {"cellIdList": [{"plmnId": plmn, "cId": {"ncI": c}} for c in cells]}
+    return body
+
+
+def a1_put(svc, policy_id: str, body, token: str | None = TOKEN) -> requests.Response:
+    headers = {"content-type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    return requests.put(f"{svc['base']}{A1}/policies/{policy_id}", data=json.dumps(body), headers=headers, timeout=60)
+
+
+def a1_delete(svc, policy_id: str) -> requests.Response:
+    return requests.delete(f"{svc['base']}{A1}/policies/{policy_id}", headers={"Authorization": f"Bearer {TOKEN}"},
+                           timeout=60)
+
+
+def slice_shares(svc, period: int, cells: list[int], snssai: str) -> np.ndarray:
+    page = get(svc, f"/v1/allocations?offset=0&limit={svc['cells']}&period={period}").json()
+    by_cell = {int(c["cell_id"]): c for c in page["cells"]}
+    return np.array([next((s["share"] for s in by_cell[c]["slices"] if s["snssai"] == snssai), 0.0) for c in cells])
+
+
+def test_a1_policy_types_and_their_schemas(svc) -> None:
+    assert get(svc, "/A1-P/v2/policytypes").json() == ["ORAN_SliceSLATarget_1.0.0"]
+    t = get(svc, A1).json()
+    props = t["policySchema"]["properties"]
+    assert {"scope", "sliceSlaObjectives", "sliceSlaResources"} <= set(props)
+    assert t["statusSchema"]["properties"]["enforceStatus"]["enum"] == ["ENFORCED", "NOT_ENFORCED"]
+    r = get(svc, "/A1-P/v2/policytypes/ORAN_QoSTarget_1.0.0")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["status"] == 404 and "ORAN_QoSTarget_1.0.0" in r.json()["detail"]
+    doc = get(svc, "/openapi.json").json()["paths"][A1.replace("ORAN_SliceSLATarget_1.0.0", "{policyTypeId}")
+                                                    + "/policies/{policyId}"]
+    assert set(doc["put"]["responses"]) == {"200", "201", "400", "401", "404", "409", "413", "503"}
+    assert set(doc["delete"]["responses"]) == {"204", "400", "401", "404", "503"}
+
+
+@pytest.mark.parametrize("mutate, where", [
+    (lambda b: b["scope"]["sliceId"].update(sst=300), "scope.sliceId.sst"),
+    (lambda b: b["scope"]["sliceId"].update(plmnId={"mcc": "999", "mnc": "99"}), "scope.sliceId.plmnId"),
+    (lambda b: b["scope"]["sliceId"].update(sd="0000ff"), "scope.sliceId"),
+    (lambda b: b["sliceSlaObjectives"].update(maxDlThptPerUe=True), "sliceSlaObjectives.maxDlThptPerUe"),
+    (lambda b: b["sliceSlaObjectives"].update(maxDlThptPerSlice=1000), "sliceSlaObjectives.maxDlThptPerSlice"),
+    (lambda b: b.update(sliceSlaObjectives={}), "sliceSlaObjectives"),
+    (lambda b: b["sliceSlaResources"]["cellIdList"][1]["cId"].update(ncI=10**6),
+     "sliceSlaResources.cellIdList.1.cId.ncI"),
+    (lambda b: b["sliceSlaResources"]["cellIdList"][0].update(plmnId={"mcc": "001", "mnc": "02"}),
+     "sliceSlaResources.cellIdList.0.plmnId"),
+])
+def test_a1_bad_policy_is_400_problem_naming_the_field(svc, mutate, where: str) -> None:
+    body = a1_policy({"sst": 1, "sd": "000001"}, {"slicePriority": 2.0}, cells=[0, 1])
+    mutate(body)
+    r = a1_put(svc, "bad", body)
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["status"] == 400 and problem["title"] == "Bad Request"
+    assert problem["detail"].startswith(where + ":"), problem
+    assert get(svc, A1 + "/policies/bad").status_code == 404  # nothing was stored
+
+
+def test_a1_policy_life_cycle_enforcement_and_deletion(svc) -> None:
+    import ray
+
+    pop, embb = svc["pop"], "01-000001"
+    ray.get(pop.run_period.remote())  # a period allocated by IDLA (not the warm-up's traffic baseline) to compare
+    cells = list(range(12))
+    body = a1_policy({"sst": 1, "sd": "000001"}, {"maxDlThptPerUe": 4000, "slicePriority": 8.0}, cells)
+    r = a1_put(svc, "embb-gold", body, token=None)
+    assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+    before = ray.get(pop.period.remote())
+    r = a1_put(svc, "embb-gold", body)
+    assert r.status_code == 201, r.text
+    assert r.headers["location"] == f"{A1}/policies/embb-gold" and r.json() == body
+    assert a1_put(svc, "embb-gold", body).status_code == 200  # the same PUT again: an update
+    assert get(svc, A1 + "/policies").json() == ["embb-gold"]
+    assert get(svc, A1 + "/policies/embb-gold").json() == body
+    status = get(svc, A1 + "/policies/embb-gold/status").json()
+    assert status["enforceStatus"] == "NOT_ENFORCED" and status["enforceReason"] == "OTHER_REASON"
+    assert "pending" in status["detail"]
+    # another policy for the same slice in overlapping cells is refused; other cells or slices are fine
+    r = a1_put(svc, "embb-silver", a1_policy({"sst": 1, "sd": "000001"}, {"slicePriority": 2.0}, [11, 12]))
+    assert r.status_code == 409 and "embb-gold" in r.json()["detail"]
+
+    ray.get(pop.run_period.remote())  # the next period is allocated under the policy
+    req = get(svc, "/v1/cells/0/requirements").json()["slices"]
+    assert req[embb] == {"throughput_req_mbps": 4.0, "delay_req_ms": 100.0, "guaranteed_mbps": None,
+                         "priority": 8.0, "policy": "embb-gold"}
+    assert get(svc, "/v1/cells/12/requirements").json()["slices"][embb]["policy"] is None
+    old, new = slice_shares(svc, before, cells, embb), slice_shares(svc, before + 1, cells, embb)
+    rest = list(range(12, svc["cells"]))
+    old_rest, new_rest = slice_shares(svc, before, rest, embb), slice_shares(svc, before + 1, rest, embb)
+    # the direction the SLA asks: the gold slice's share grows in its cells, against the change elsewhere
+    assert (new - old).mean() > (new_rest - old_rest).mean() + 0.05, (old, new, old_rest, new_rest)
+    assert (new > old).sum() >= 9, (old, new)  # most of its cells, not a few outliers
+    status = get(svc, A1 + "/policies/embb-gold/status").json()
+    assert status["enforceStatus"] == "ENFORCED", status
+    assert status["effectivePeriod"] == before + 1 and status["cellsInScope"] == 12 and status["cellsActive"] == 12
+    ray.get(pop.run_period.remote())
+    measured = get(svc, A1 + "/policies/embb-gold/status").json()["satisfied"]
+    assert measured["period"] == before + 1 and measured["cells"] == 12 and 0 <= measured["met"] <= 12
+
+    # an SLA no cell can meet: 100 Gbit/s per UE
+    impossible = a1_policy({"sst": 2, "sd": "000004"}, {"maxDlThptPerUe": 1e8}, [20, 21, 22])
+    assert a1_put(svc, "urllc-impossible", impossible).status_code == 201
+    ray.get(pop.run_period.remote())
+    status = get(svc, A1 + "/policies/urllc-impossible/status").json()
+    assert status["enforceStatus"] == "NOT_ENFORCED" and status["enforceReason"] == "STATEMENT_NOT_APPLICABLE"
+    assert status["infeasibleCount"] == 3 and status["infeasibleCells"] == [20, 21, 22], status
+    assert "infeasible in 3 of 3 cells" in status["detail"]
+
+    # DELETE: back to the catalogue's requirements from the next period
+    for pid in ("embb-gold", "urllc-impossible"):
+        assert a1_delete(svc, pid).status_code == 204
+    assert a1_delete(svc, "embb-gold").status_code == 404
+    r = get(svc, A1 + "/policies/embb-gold/status")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    ray.get(pop.run_period.remote())
+    req = get(svc, "/v1/cells/0/requirements").json()["slices"][embb]
+    assert req == {"throughput_req_mbps": 2.0, "delay_req_ms": 100.0, "guaranteed_mbps": None, "priority": 1.0,
+                   "policy": None}
+    assert get(svc, A1 + "/policies").json() == []
+
+
+def test_the_operator_guide_commands_work(svc) -> None:
+    """docs/operators.md's curl walk-through, block by block, against this service (its address for 127.0.0.1:8000),
+    one period between the PUT and the status that says ENFORCED. Each command exits 0; where the page shows JSON,
+    the answer has its keys (and its enforceStatus, policy and list values); other shown lines are equal."""
+    import os
+    import re
+    import subprocess
+
+    import ray
+
+    from tests.test_docs import ROOT, parse_commands
+
+    page = "docs/operators.md"
+    lines = (ROOT / page).read_text().splitlines()
+    starts = [i + 1 for i, line in enumerate(lines) if line.strip() == "```console"]
+    commands = [c for c in parse_commands(page) if c.marker == "needs: slicing serve running"]
+    blocks = [[c for c in commands if a < c.line_no < b] for a, b in zip(starts, [*starts[1:], 10**9], strict=True)]
+    blocks = [b for b in blocks if b]
+    assert len(blocks) == 4 and len(commands) == 9
+    env = {**os.environ, "SLICING_API_TOKEN": TOKEN}
+    host = svc["base"].removeprefix("http://")
+    for k, block in enumerate(blocks):
+        if k == 1:  # "One period later"
+            ray.get(svc["pop"].run_period.remote())
+        for c in block:
+            text = re.sub(r"127\.0\.0\.1:8000", host, c.text)
+            done = subprocess.run(["bash", "-c", text], env=env, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, f"{c.where()}\n{done.stderr}"
+            shown = [line for line in c.output if line.strip()]
+            if not shown:
+                continue
+            got = done.stdout.strip().splitlines()[-1]
+            try:
+                want = json.loads(shown[-1])
+            except ValueError:
+                assert got == shown[-1].strip(), c.where()
+                continue
+            have = json.loads(got)
+            if isinstance(want, dict):
+                assert set(want) <= set(have), f"{c.where()}: {sorted(set(want) - set(have))} missing"
+                for key in ("enforceStatus", "cellsActive", "policy"):
+                    if key in want:
+                        assert have[key] == want[key], f"{c.where()}: {key} {have[key]!r}"
+                if "slices" in want and isinstance(want["slices"], dict):
+                    assert have["slices"]["01-000001"] == want["slices"]["01-000001"], c.where()
+            else:
+                assert have == want, c.where()
+
+
+def test_an_rl_checkpoint_is_rolled_out_to_the_population_and_every_replica(svc, tmp_path) -> None:
+    """`slicing models push DIR` sends a `slicing train-rl` checkpoint (a gzipped tar): refused with 422 when it does
+    not load; otherwise active from the next period, and the replicas' scheme rl answers with it within seconds."""
+    import ray
+    from typer.testing import CliRunner
+
+    from slicing.cli import app
+    from slicing.rl.inference import RlPolicy
+    from slicing.rl.train import TrainSettings, train
+
+    other = train(svc["scenario"], TrainSettings(algo="ppo", iterations=0, region=6, episode_len=4, hidden=(16,),
+                                                 seed=11), tmp_path / "other")["checkpoint"]
+    new = RlPolicy.from_checkpoint(other).version
+    assert new != RlPolicy.from_checkpoint(svc["rl_checkpoint"]).version
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = requests.post(svc["base"] + "/v1/models?kind=rl", data=b"\x1f\x8b not really", headers=auth, timeout=60)
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "body", r.text
+    runner, env = CliRunner(), {"SLICING_API_TOKEN": TOKEN}
+    res = runner.invoke(app, ["models", "push", str(other), "--url", svc["base"], "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    staged = json.loads(res.stdout.strip().splitlines()[-1])
+    assert staged["version"] == new and staged["status"] == "pending"
+    ray.get(svc["pop"].run_period.remote())
+    assert get(svc, "/v1/models").json()["rl"]["active"] == new
+    deadline = time.monotonic() + 60
+    while get(svc, "/readyz").json()["rl_version"] != new and time.monotonic() < deadline:
+        time.sleep(0.5)
+    body = {"scheme": "rl", "cells": random_cells(5, np.random.default_rng(8), (1, 4), last_period=True)}
+    r = post(svc, "/v1/allocate", body)
+    assert r.status_code == 200 and r.json()["model_version"] == new, r.text
+    res = runner.invoke(app, ["models", "list", "--url", svc["base"], "--json"], env=env)
+    assert res.exit_code == 0 and json.loads(res.stdout.strip().splitlines()[-1])["rl"]["active"] == new

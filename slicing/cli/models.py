@@ -1,4 +1,5 @@
-"""`slicing models push|list|activate`: roll a QoS estimator out to a running service, and back, over its HTTP API."""
+"""`slicing models push|list|activate`: roll a QoS estimator or an RL checkpoint out to a running service, and back,
+over its HTTP API."""
 
 from __future__ import annotations
 
@@ -44,13 +45,25 @@ def _call(method: str, url: str, **kwargs: Any) -> dict:
 
 @models_app.command("push")
 @guarded
-def models_push(file: Path = typer.Argument(..., help="a `slicing train-estimator` file"), url: str = UrlOpt,
-                json_out: JsonOpt = False) -> None:
-    """Push an estimator to the running service (SLICING_API_TOKEN): validated there, active from the next period."""
-    if not file.is_file():
-        raise typer.BadParameter(f"FILE {file}: no such file")
-    res = _call("POST", url.rstrip("/") + "/v1/models", data=file.read_bytes(),
-                headers=_token() | {"content-type": "application/octet-stream"})
+def models_push(file: Path = typer.Argument(..., help="a `slicing train-estimator` file, or a `slicing train-rl` "
+                                                     "checkpoint folder"),
+                url: str = UrlOpt, json_out: JsonOpt = False) -> None:
+    """Push an estimator (a file) or an RL checkpoint (a folder, sent as a gzipped tar) to the running service
+    (SLICING_API_TOKEN): validated there, active from the next period."""
+    if file.is_dir():
+        from slicing.rl.inference import pack_checkpoint  # no RLlib import: packing is tarfile only
+
+        try:
+            blob = pack_checkpoint(file)
+        except FileNotFoundError as err:
+            raise typer.BadParameter(f"FILE {err}") from None
+        res = _call("POST", url.rstrip("/") + "/v1/models?kind=rl", data=blob,
+                    headers=_token() | {"content-type": "application/gzip"})
+    elif file.is_file():
+        res = _call("POST", url.rstrip("/") + "/v1/models", data=file.read_bytes(),
+                    headers=_token() | {"content-type": "application/octet-stream"})
+    else:
+        raise typer.BadParameter(f"FILE {file}: no such file or folder")
     console.print(f"model {res['version']}: {res['status']} (from period {res['effective_period']})")
     emit_json(json_out, res)
 
@@ -58,18 +71,19 @@ def models_push(file: Path = typer.Argument(..., help="a `slicing train-estimato
 @models_app.command("list")
 @guarded
 def models_list(url: str = UrlOpt, json_out: JsonOpt = False) -> None:
-    """The service's estimator versions: active, pending, previous (newest first)."""
+    """The service's estimator and RL checkpoint versions: active, pending, previous (newest first)."""
     from rich.table import Table
 
     res = _call("GET", url.rstrip("/") + "/v1/models")
     table = Table(title=f"models of {url}")
-    for col in ("version", "status", "pushed at (UTC)"):
+    for col in ("kind", "version", "status", "pushed at (UTC)"):
         table.add_column(col)
     import datetime as dt
 
-    for v in res["versions"]:
+    rows = [("estimator", v) for v in res["versions"]] + [("rl", v) for v in res.get("rl", {}).get("versions", [])]
+    for kind, v in rows:
         at = dt.datetime.fromtimestamp(v["pushed_at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(v["version"], v["status"], at)
+        table.add_row(kind, v["version"], v["status"], at)
     console.print(table)
     emit_json(json_out, res)
 

@@ -73,13 +73,16 @@ class History:
 
     def features(self, throughput_req_mbps: np.ndarray, delay_req_ms: np.ndarray) -> np.ndarray:
         """z [N, S, 2H+2] float32: [users oldest..newest, cqi oldest..newest, req_tp, req_delay]
-        (``slicing.data.features.qos_context``)."""
-        _, s = self.shape
+        (``slicing.data.features.qos_context``). Requirements per slice [S], or per cell and slice [N, S]
+        (A1 slice SLA policies)."""
+        n, s = self.shape
         tp = np.asarray(throughput_req_mbps, dtype=np.float32)
         dl = np.asarray(delay_req_ms, dtype=np.float32)
-        if tp.shape != (s,) or dl.shape != (s,):
-            raise ValueError(f"History.features: requirements must have shape ({s},), got {tp.shape} / {dl.shape}")
-        return qos_context(self.users(), self.cqi(), tp[None, :], dl[None, :])  # [N, S, 2H+2]
+        if tp.shape not in ((s,), (n, s)) or dl.shape not in ((s,), (n, s)):
+            raise ValueError(f"History.features: requirements must have shape ({s},) or ({n}, {s}), got {tp.shape} "
+                             f"/ {dl.shape}")
+        return qos_context(self.users(), self.cqi(), tp[..., None, :] if tp.ndim == 1 else tp,
+                           dl[..., None, :] if dl.ndim == 1 else dl)  # [N, S, 2H+2]
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Plain numpy arrays (oldest first), enough to rebuild the buffer with ``load_state_dict``."""

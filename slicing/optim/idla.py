@@ -1,6 +1,8 @@
 """IDLA's allocator (Algorithm 1 of the paper), vectorised over all cells, start points and slices at once.
 
 Per cell c: maximise ``F(x_c) = sum_{s active} log(1 + f(x_cs, z_cs))`` s.t. ``x >= 0``, ``sum_s x_cs <= 1``.
+With A1 slice priorities (``slicing/a1.py``) each term is weighted, ``w_cs log(1 + f)``: the table, the gradients
+and every utility that picks a candidate use the weighted terms (``weight=None``: all 1, the paper's problem).
 
 Algorithm 1, as run by both methods on tensors [N cells, P starts, S slices] (no Python loop per cell):
 
@@ -124,7 +126,8 @@ class _Oracle(Protocol):
 class _Table:
     """Slope and value of the piecewise-linear interpolant of log(1 + f) on a uniform grid over [0, 1]."""
 
-    def __init__(self, model: QosEstimator, z: torch.Tensor, mask: torch.Tensor, points: int) -> None:
+    def __init__(self, model: QosEstimator, z: torch.Tensor, mask: torch.Tensor, points: int,
+                 weight: torch.Tensor | None = None) -> None:
         n, s, _ = z.shape
         self.g = points
         grid = np.linspace(0.0, 1.0, points)
@@ -132,6 +135,8 @@ class _Table:
         table = torch.zeros((n, s, points), dtype=torch.float32)  # [N, S, G]
         f_act = tabulate(model, z[mask][:, None, :], grid)[:, 0, :]  # [M, G] active pairs only
         table[mask] = torch.log1p(torch.from_numpy(f_act))
+        if weight is not None:
+            table.mul_(weight[:, :, None])
         self.table = table
         self.value_sr = table.permute(1, 0, 2).contiguous().reshape(-1)  # [S*N*G] slice-major values
         self.pair = torch.arange(n * s, dtype=torch.int64).reshape(n, s)  # [N, S] flat (cell, slice) index
@@ -254,8 +259,9 @@ class _Table:
 class _Exact:
     """f'(x) / (1 + f(x)) and log(1 + f) straight from the network (autograd)."""
 
-    def __init__(self, model: QosEstimator, z: torch.Tensor, mask: torch.Tensor) -> None:
-        self.model, self.z, self.mask = model, z, mask
+    def __init__(self, model: QosEstimator, z: torch.Tensor, mask: torch.Tensor,
+                 weight: torch.Tensor | None = None) -> None:
+        self.model, self.z, self.mask, self.weight = model, z, mask, weight
 
     def row_key(self, cells: torch.Tensor) -> torch.Tensor:
         return cells
@@ -265,10 +271,13 @@ class _Exact:
         m = self.mask[cells]  # [R, S]
         g = torch.zeros(x.shape)  # [R, S]
         g[m] = exact_grad(self.model, self.z[cells][m], x[m])
+        if self.weight is not None:
+            g.mul_(self.weight[cells])
         return g.T.contiguous()  # [S, R]
 
     def utility(self, x: torch.Tensor, cells: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return estimated_utility_tensor(self.model, self.z[cells], mask, x)
+        w = None if self.weight is None else self.weight[cells]
+        return estimated_utility_tensor(self.model, self.z[cells], mask, x, w)
 
 
 # ---------------------------------------------------------------------------------------- the iterations
@@ -392,11 +401,11 @@ def _choose(oracle: _Oracle, state: _State, mask: torch.Tensor, n: int, p: int,
     return cands[rows, pick], chosen
 
 
-def _best_exact(model: QosEstimator, z: torch.Tensor, mask: torch.Tensor,
-                x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _best_exact(model: QosEstimator, z: torch.Tensor, mask: torch.Tensor, x: torch.Tensor,
+                weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The better of the two projections of ``x[N, S]`` by exact estimated utility: (shares, utility ``[N]``)."""
     cands = _candidates(x, mask)  # [2, N, S]
-    util = torch.stack([estimated_utility_tensor(model, z, mask, c.float()) for c in cands])  # [2, N]
+    util = torch.stack([estimated_utility_tensor(model, z, mask, c.float(), weight) for c in cands])  # [2, N]
     which = util.argmax(dim=0)  # [N]
     rows = torch.arange(len(x))
     return cands[which, rows], util[which, rows]
@@ -411,10 +420,12 @@ def allocate_idla(
     seed: int,
     period: int,
     cell_ids: np.ndarray,
+    weight: np.ndarray | None = None,
 ) -> IdlaResult:
     """IDLA's allocation for N cells at once: ``z[N, S, 12]``, ``mask[N, S]`` bool, ``warm[N, S]`` = x*(t-1).
 
     ``cell_ids[N]`` (global ids) key the start-point noise, so a cell's result does not depend on the batch.
+    ``weight[N, S]`` > 0 weights each slice's term (A1 slice priorities); None is the paper's unweighted utility.
     """
     zt = torch.as_tensor(z).detach().to(torch.float32)  # [N, S, 12]
     m_np = np.asarray(mask, dtype=bool)  # [N, S]
@@ -425,6 +436,12 @@ def allocate_idla(
         return IdlaResult(shares=np.zeros((0, s)), est_utility=np.zeros(0), iterations=0)
     p = cfg.starts
     mt = torch.from_numpy(m_np)  # [N, S]
+    wt = None
+    if weight is not None:
+        w_np = np.asarray(weight, dtype=np.float64)
+        if w_np.shape != (n, s) or not np.isfinite(w_np).all() or (w_np <= 0).any():
+            raise ValueError(f"allocate_idla: weight must be finite and > 0 with shape {(n, s)}, got {w_np.shape}")
+        wt = torch.from_numpy(w_np).float()  # [N, S]
     cells = torch.arange(n).repeat_interleave(p)  # [N*P] cell of each start row
     mask_r = mt[cells]  # [N*P, S]
     x0 = torch.from_numpy(_start_points(warm, m_np, cfg, seed, period, np.asarray(cell_ids))).reshape(n * p, s)
@@ -433,9 +450,9 @@ def allocate_idla(
     oracle: _Oracle
     extra = None
     if cfg.method == "autograd":
-        oracle = _Exact(model, zt, mt)
+        oracle = _Exact(model, zt, mt, wt)
     else:
-        oracle = table = _Table(model, zt, mt, cfg.grid_points)
+        oracle = table = _Table(model, zt, mt, cfg.grid_points, wt)
         if cfg.dual_candidates:
             xd, ld = table.dual(mt)  # [N, E, S], [N]
             e = xd.shape[1]
@@ -448,11 +465,11 @@ def allocate_idla(
         extra.it.fill_(loops)
         extra.gamma = state.gamma.reshape(n, p)[:, :1].expand(n, extra.x.shape[1])
     shares, chosen = _choose(oracle, state, mt, n, p, extra)  # [N, S] float64 feasible
-    util = estimated_utility_tensor(model, zt, mt, shares.float())  # [N]
+    util = estimated_utility_tensor(model, zt, mt, shares.float(), wt)  # [N]
 
     if cfg.method == "tabulated" and cfg.polish_iter > 0:
-        _lagrangian(_Exact(model, zt, mt), chosen, torch.arange(n), cfg, cfg.polish_iter, tol=0.0)
-        polished, util_p = _best_exact(model, zt, mt, chosen.x)  # [N, S], [N]
+        _lagrangian(_Exact(model, zt, mt, wt), chosen, torch.arange(n), cfg, cfg.polish_iter, tol=0.0)
+        polished, util_p = _best_exact(model, zt, mt, chosen.x, wt)  # [N, S], [N]
         better = util_p > util  # [N] keep the unpolished point unless polishing helped
         shares = torch.where(better[:, None], polished, shares)
         util = torch.where(better, util_p, util)

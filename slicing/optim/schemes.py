@@ -36,6 +36,7 @@ class AllocationContext:
     offered_mbps: np.ndarray | None = None  # [N, S] current traffic (traffic baseline only)
     warm: np.ndarray | None = None  # [N, S] last period's shares
     obs: np.ndarray | None = None  # [N, 5S] RL observations (rl scheme only; slicing/data/features.py)
+    weight: np.ndarray | None = None  # [N, S] slice weights of the utility (A1 slice priorities; idla only)
 
     @classmethod
     def of(cls, sim: PeriodSource, history: History | None, warm: np.ndarray | None = None,
@@ -103,7 +104,8 @@ class IdlaScheme:
         self.model, self.cfg, self.seed = model, cfg, seed
 
     def allocate(self, ctx: AllocationContext) -> np.ndarray:
-        res = allocate_idla(self.model, ctx.z, ctx.mask, ctx.warm, self.cfg, self.seed, ctx.period, ctx.cell_ids)
+        res = allocate_idla(self.model, ctx.z, ctx.mask, ctx.warm, self.cfg, self.seed, ctx.period, ctx.cell_ids,
+                            ctx.weight)
         return res.shares
 
 

@@ -1,4 +1,6 @@
-"""The one utility function of the allocation problem: per cell, ``U(x) = sum_{s active} log(1 + f_s)``.
+"""The one utility function of the allocation problem: per cell, ``U(x) = sum_{s active} w_s log(1 + f_s)``.
+
+The weights ``w`` are 1 (IDLA eq. 5) unless A1 slice SLA policies set slice priorities (``slicing/a1.py``).
 
 ``f`` is either a measured QoS satisfaction r or the QoS estimator's f(x, z). Two forms, one definition each:
 
@@ -38,11 +40,13 @@ def estimated_log1p_f(model: QosEstimator, z_act: torch.Tensor, x_act: torch.Ten
 
 
 def estimated_utility_tensor(model: QosEstimator, z: torch.Tensor, mask: torch.Tensor,
-                             x: torch.Tensor) -> torch.Tensor:
-    """``sum_{s active} log(1 + f(x_s, z_s))`` per row: ``z[R, S, 12]``, ``mask[R, S]``, ``x[R, S]`` -> float64
-    ``[R]``."""
+                             x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``sum_{s active} w_s log(1 + f(x_s, z_s))`` per row: ``z[R, S, 12]``, ``mask[R, S]``, ``x[R, S]``, optional
+    slice weights ``weight[R, S]`` (A1 slice priorities; default 1) -> float64 ``[R]``."""
     vals = torch.zeros(x.shape, dtype=torch.float32)  # [R, S]
     vals[mask] = estimated_log1p_f(model, z[mask], x[mask].float())
+    if weight is not None:
+        vals.mul_(weight)
     return vals.double().sum(dim=1)
 
 

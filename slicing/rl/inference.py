@@ -8,6 +8,10 @@ for SAC tanh(loc), the squashed mean it was trained with, where RLlib's own ``ex
 unsquashed and clip it), maps it to the env's action range as RLlib's env runner does (``normalize_actions``), and
 then to shares with the env's ``action_to_shares``. ``version`` is a content hash of the weights.
 
+Roll-out: ``pack_checkpoint(path)`` makes a checkpoint one gzipped tar (what ``POST /v1/models?kind=rl`` and
+``slicing models push DIR`` send); ``policy_from_archive(blob)`` unpacks it (safely: no paths outside the target,
+no links out, tarfile's ``data`` filter) into a temporary folder, loads it and removes the folder.
+
 Cells of a population are assigned to the trained groups by the training rule on row order (``group_of``):
 ``groups`` contiguous blocks of the rows given, unless ``groups`` (per row module index) is passed.
 """
@@ -15,7 +19,11 @@ Cells of a population are assigned to the trained groups by the training rule on
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import shutil
+import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +32,7 @@ import torch
 from slicing.data.features import ACTION_LIMIT, action_to_shares, obs_dim
 
 MODULES_DIR = ("learner_group", "learner", "rl_module")
+ARCHIVE_MAX_BYTES = 256 * 2**20  # a packed checkpoint, at most (the unpacked size is bounded the same way)
 
 
 class RlPolicy:
@@ -99,3 +108,41 @@ class RlPolicy:
         if m.shape != (len(obs), self.n_slices):
             raise ValueError(f"mask: expected {[len(obs), self.n_slices]}, got {list(m.shape)}")
         return action_to_shares(self.actions(obs, groups), m)
+
+
+def pack_checkpoint(path: str | Path) -> bytes:
+    """A checkpoint folder as one gzipped tar (members relative to the folder)."""
+    root = Path(path)
+    if not root.joinpath(*MODULES_DIR).is_dir():
+        raise FileNotFoundError(f"{root}: not an RLlib algorithm checkpoint (no {'/'.join(MODULES_DIR)})")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(root, arcname=".")
+    return buf.getvalue()
+
+
+def policy_from_archive(blob: bytes) -> RlPolicy:
+    """Load the policy of a ``pack_checkpoint`` archive; a ``ValueError`` saying what is wrong with it."""
+    if not isinstance(blob, bytes | bytearray) or not blob:
+        raise ValueError("an RL checkpoint archive: expected the bytes of a gzipped tar (slicing models push DIR)")
+    if len(blob) > ARCHIVE_MAX_BYTES:
+        raise ValueError(f"an RL checkpoint archive of {len(blob)} bytes; at most {ARCHIVE_MAX_BYTES}")
+    folder = Path(tempfile.mkdtemp(prefix="slicing-rl-"))
+    try:
+        try:
+            with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+                size = sum(m.size for m in tar.getmembers())
+                if size > ARCHIVE_MAX_BYTES:
+                    raise ValueError(f"an RL checkpoint archive unpacking to {size} bytes; at most "
+                                     f"{ARCHIVE_MAX_BYTES}")
+                tar.extractall(folder, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise ValueError(f"not a gzipped tar of an RL checkpoint: {type(err).__name__}: {err}") from None
+        try:
+            return RlPolicy.from_checkpoint(folder)
+        except FileNotFoundError as err:
+            raise ValueError(str(err).replace(str(folder), "the archive")) from None
+        except Exception as err:  # RLlib's own loading errors: a broken module state
+            raise ValueError(f"the archive's checkpoint does not load: {type(err).__name__}: {err}") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -17,15 +17,26 @@ retried (``max_task_retries``), and they restore their own checkpoints; see ``sh
 
 Model roll-out: ``push_model`` validates an estimator and stages it; the next ``run_period`` switches to it before
 its step, so every allocation of a period comes from one version. ``activate_model`` stages a kept version (roll
-back); ``models()`` lists the last ``KEEP_MODELS``. Bulk reads: the last ``KEEP_PERIODS`` periods of every cell's
-allocation are held (``allocations``, ``allocations_page``) so that a paged walk stays in one period.
+back); ``models()`` lists the last ``KEEP_MODELS``, stored with the checkpoints so that a restart keeps them. RL
+checkpoints go the same way (``push_rl_model``: a ``pack_checkpoint`` archive; shards of scheme ``rl`` switch to
+it, and the service's replicas use it for ``POST /v1/allocate``'s scheme ``rl``). Bulk reads: the last
+``KEEP_PERIODS`` periods of every cell's allocation are held (``allocations``, ``allocations_page``) so that a
+paged walk stays in one period.
+
+A1 slice SLA policies (``slicing/a1.py``): ``put_policy`` / ``delete_policy`` change the set held (stored on the
+storage path, so a restart keeps them); the next ``run_period`` sends the new set to every shard with its
+allocation, so the period it allocates is the first under it. ``policy_status`` says whether a policy is enforced,
+from the shards' reports of that allocation (cells in scope, slice active, infeasible) and of the step after it
+(cells that met the requirements).
 
 ``in_process=True`` runs the same shards as plain objects, one after the other, without Ray.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import threading
 import time
 from collections import deque
@@ -34,6 +45,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from slicing import a1
 from slicing.config import Scenario
 from slicing.data.kpi import KpiBatch, parse_records
 from slicing.errors import FieldError
@@ -42,7 +54,8 @@ from slicing.runtime.checkpoint import CheckpointStore
 from slicing.runtime.ray_util import unwrap
 from slicing.runtime.shard import RUNTIME_SCHEMES, CellShard, UnknownCell
 
-__all__ = ["AllocationSnapshot", "PeriodNotHeld", "Population", "UnknownCell", "UnknownModel", "partition"]
+__all__ = ["AllocationSnapshot", "PeriodNotHeld", "PolicyConflict", "Population", "UnknownCell", "UnknownModel",
+           "UnknownPolicy", "partition"]
 
 MAX_SHARD_CPUS = 0.5  # logical CPUs per shard actor, at most; see _shard_cpus
 _remote_class: Any = None
@@ -70,6 +83,20 @@ def _shard_cpus(shards: int) -> float:
 KEEP_PERIODS = 4  # periods of whole-population allocations held for bulk reads (GET /v1/allocations)
 KEEP_MODELS = 5  # estimator versions kept for roll-back (the active and the pending one are never dropped)
 ESTIMATOR_OBJECT = "estimator-active"  # the storage object of the active estimator's payload
+A1_OBJECT = "a1-policies"  # the storage object of the A1 policies held
+RL_OBJECT = "rl-kept"  # the storage object of the kept RL checkpoints (archives) and the active one
+MODELS_OBJECT = "estimators-kept"  # the storage object of the kept estimator versions (roll-back survives a restart)
+
+
+class UnknownPolicy(LookupError):
+    """An A1 policy id the population does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown policy"
+
+
+class PolicyConflict(ValueError):
+    """An A1 policy that cannot be held with the others (same slice, overlapping cells; or too many policies)."""
 
 
 class UnknownModel(LookupError):
@@ -146,12 +173,37 @@ class Population:
             for lo, hi in self.bounds:
                 store.delete(f"shard-{lo:09d}-{hi:09d}")
             store.delete(ESTIMATOR_OBJECT)
+            store.delete(A1_OBJECT)
+            store.delete(MODELS_OBJECT)
+            store.delete(RL_OBJECT)
         if self.storage and not fresh:  # a restart goes on with the estimator that was active, not the given one
             stored = CheckpointStore(self.storage).load(ESTIMATOR_OBJECT)
             if stored is not None:
                 model = stored
         self._lock = threading.RLock()
+        self._policies: dict[str, dict[str, Any]] = {}  # id -> {policy, created_at, updated_at, effective_period}
+        self._a1_sent: str | None = None  # the policy-set version the shards hold
+        self._sla: dict[str, dict[str, Any]] = {}  # id -> the shards' reports of the last period, summed
+        if self.storage and not fresh:
+            stored_a1 = CheckpointStore(self.storage).load(A1_OBJECT)
+            if stored_a1 is not None:
+                self._policies = dict(stored_a1["policies"])
         self._models: dict[str, dict[str, Any]] = {}  # version -> {payload, pushed_at}, oldest first
+        if self.storage and not fresh:
+            kept = CheckpointStore(self.storage).load(MODELS_OBJECT)
+            if kept is not None:
+                self._models = {v: {"payload": kept["payloads"][v], "pushed_at": float(t)} for v, t in kept["versions"]}
+        self._rl_models: dict[str, dict[str, Any]] = {}  # RL version -> {blob, pushed_at}, oldest first
+        self._rl_version: str | None = None
+        self._rl_pending: str | None = None
+        self._rl: tuple[str, Any] | None = None  # (version, ref) sent with every allocation
+        rl_active = None
+        if self.storage and not fresh:
+            kept_rl = CheckpointStore(self.storage).load(RL_OBJECT)
+            if kept_rl is not None:
+                self._rl_models = {v: {"blob": np.asarray(kept_rl["blobs"][v], dtype=np.uint8).tobytes(),
+                                       "pushed_at": float(t)} for v, t in kept_rl["versions"]}
+                rl_active = kept_rl["active"]
         self._pending: str | None = None  # the version the next period switches to
         self._version: str | None = None
         self._payload: dict | None = None
@@ -166,7 +218,15 @@ class Population:
         self._halo = [np.asarray(h, dtype=np.int64) for h in halo]  # [K] x [M_k] ids each shard needs
         needed = np.unique(np.concatenate(self._halo)) if self._halo else np.zeros(0, dtype=np.int64)
         self._export = [needed[(needed >= lo) & (needed < hi)] for lo, hi in self.bounds]  # [K] x ids it sends
-        self._period = self._reconcile(self._get([self._call(s, "info") for s in self.shards]))
+        infos = self._get([self._call(s, "info") for s in self.shards])
+        if rl_active is not None and rl_active in self._rl_models:  # a restart goes on with the active RL version
+            self._activate_rl(rl_active)
+        elif self.rl_checkpoint is not None and scheme == "rl":  # the given checkpoint is the first kept version
+            from slicing.rl.inference import pack_checkpoint
+
+            self._rl_version = str(infos[0]["model_version"])
+            self._register_rl(self._rl_version, pack_checkpoint(self.rl_checkpoint))
+        self._period = self._reconcile(infos)
         self._held: dict[int, AllocationSnapshot] = {}  # replaced whole on every change: reads need no lock
         self._hold()
 
@@ -221,6 +281,8 @@ class Population:
             if self._pending is not None:  # a roll-out switches at this period boundary
                 self.set_estimator(self._models[self._pending]["payload"])
                 self._pending = None
+            if self._rl_pending is not None:
+                self._activate_rl(self._rl_pending)
             t0 = time.perf_counter()
             util = np.zeros(self._n)  # [n_cells] only exported entries are filled
             if len(self.shards) > 1:
@@ -232,9 +294,14 @@ class Population:
             t1 = time.perf_counter()
             steps = self._get([self._call(s, "step", p, h, kpis) for s, h in zip(self.shards, halos, strict=True)])
             t2 = time.perf_counter()
-            allocs = self._get([self._call(s, "allocate", p + 1, self._estimator) for s in self.shards])
+            version, bodies = self._a1_set()
+            policies = None if version == self._a1_sent else (version, bodies)
+            allocs = self._get([self._call(s, "allocate", p + 1, self._estimator, policies, self._rl)
+                                for s in self.shards])
             t3 = time.perf_counter()
             self._period = p + 1
+            self._a1_sent = version
+            self._sla_report(p + 1, bodies, steps, allocs)
             self._hold()
             cells = np.array([st["cells"] for st in steps])
             out = {"period": p, "halo_s": t1 - t0, "step_s": t2 - t1, "allocate_s": t3 - t2, "round_s": t3 - t0,
@@ -279,14 +346,19 @@ class Population:
     # -- model roll-out: push a version, switch at the next period boundary, roll back ------------------------
     def _register(self, payload: dict) -> str:
         version = str(payload["version"])
-        if version not in self._models:
-            self._models[version] = {"payload": payload, "pushed_at": time.time()}
+        if version in self._models:
+            return version
+        self._models[version] = {"payload": payload, "pushed_at": time.time()}
         keep = {self._version, self._pending}
         while len(self._models) > KEEP_MODELS:
             old = next((v for v in self._models if v not in keep), None)
             if old is None:
                 break
             del self._models[old]
+        if self.storage:  # the kept versions survive a restart (roll back after it too)
+            CheckpointStore(self.storage).save(MODELS_OBJECT, {
+                "versions": [[v, m["pushed_at"]] for v, m in self._models.items()],
+                "payloads": {v: m["payload"] for v, m in self._models.items()}})
         return version
 
     def push_model(self, model: QosEstimator | dict) -> dict[str, Any]:
@@ -302,11 +374,15 @@ class Population:
             return self._stage(version)
 
     def activate_model(self, version: str) -> dict[str, Any]:
-        """Roll back (or forward) to a kept version at the next period boundary; ``UnknownModel`` otherwise."""
+        """Roll back (or forward) to a kept estimator or RL version at the next period boundary; ``UnknownModel``
+        otherwise."""
         with self._lock:
-            if version not in self._models:
-                raise UnknownModel(f"model version {version!r} is not kept; kept: {list(self._models)}")
-            return self._stage(version)
+            if version in self._models:
+                return self._stage(version)
+            if version in self._rl_models:
+                return self._stage_rl(version)
+            raise UnknownModel(f"model version {version!r} is not kept; kept: {list(self._models)} (estimators), "
+                               f"{list(self._rl_models)} (RL)")
 
     def _stage(self, version: str) -> dict[str, Any]:
         self._pending = None if version == self._version else version
@@ -315,12 +391,78 @@ class Population:
                 "effective_period": self._period if status == "active" else self._period + 1}
 
     def models(self) -> dict[str, Any]:
-        """``{active, pending, versions: [{version, pushed_at, status}]}``, newest first."""
+        """``{active, pending, versions: [{version, pushed_at, status}], rl: {active, pending, versions}}``, newest
+        first."""
         with self._lock:  # the actor is threaded: a push may change the registry meanwhile
-            rows = [{"version": v, "pushed_at": m["pushed_at"],
-                     "status": "active" if v == self._version else "pending" if v == self._pending else "previous"}
-                    for v, m in reversed(self._models.items())]
-            return {"active": self._version, "pending": self._pending, "versions": rows}
+            def listing(models: dict, active: str | None, pending: str | None) -> dict[str, Any]:
+                rows = [{"version": v, "pushed_at": m["pushed_at"],
+                         "status": "active" if v == active else "pending" if v == pending else "previous"}
+                        for v, m in reversed(models.items())]
+                return {"active": active, "pending": pending, "versions": rows}
+
+            return listing(self._models, self._version, self._pending) | {
+                "rl": listing(self._rl_models, self._rl_version, self._rl_pending)}
+
+    # -- RL checkpoints: the same roll-out for the policy of scheme rl (and the service's POST /v1/allocate) --
+    def push_rl_model(self, blob: bytes) -> dict[str, Any]:
+        """Validate an RL checkpoint archive (``slicing.rl.inference.pack_checkpoint``: it must load, and act on
+        this catalogue's slices) and make it the version the next period switches to."""
+        from slicing.rl.inference import policy_from_archive
+
+        try:
+            policy = policy_from_archive(blob)
+        except ValueError as err:
+            raise FieldError(("model",), str(err)) from None
+        if policy.n_slices != len(self.scenario.slices):
+            raise FieldError(("model",), f"the RL policy acts on {policy.n_slices} slices; the catalogue has "
+                                         f"{len(self.scenario.slices)}")
+        with self._lock:
+            self._register_rl(policy.version, bytes(blob))
+            return self._stage_rl(policy.version)
+
+    def _register_rl(self, version: str, blob: bytes) -> None:
+        if version not in self._rl_models:
+            self._rl_models[version] = {"blob": blob, "pushed_at": time.time()}
+            keep = {self._rl_version, self._rl_pending, version}
+            while len(self._rl_models) > KEEP_MODELS:
+                old = next((v for v in self._rl_models if v not in keep), None)
+                if old is None:
+                    break
+                del self._rl_models[old]
+        self._rl_store()
+
+    def _rl_store(self) -> None:
+        if self.storage:
+            CheckpointStore(self.storage).save(RL_OBJECT, {
+                "active": self._rl_version, "versions": [[v, m["pushed_at"]] for v, m in self._rl_models.items()],
+                "blobs": {v: np.frombuffer(m["blob"], dtype=np.uint8) for v, m in self._rl_models.items()}})
+
+    def _stage_rl(self, version: str) -> dict[str, Any]:
+        self._rl_pending = None if version == self._rl_version else version
+        status = "active" if self._rl_pending is None else "pending"
+        return {"version": version, "status": status,
+                "effective_period": self._period if status == "active" else self._period + 1}
+
+    def _activate_rl(self, version: str) -> None:
+        """Make a kept RL version the one every allocation gets (the shards of scheme rl switch to it)."""
+        blob = self._rl_models[version]["blob"]
+        if self.in_process:
+            ref: Any = blob
+        else:
+            import ray
+
+            ref = [ray.put(blob)]
+        self._rl, self._rl_version, self._rl_pending = (version, ref), version, None
+        self._rl_store()
+
+    def rl_version(self) -> str | None:
+        """The active RL checkpoint's version (None before one was given or pushed)."""
+        return self._rl_version
+
+    def rl_archive(self) -> bytes | None:
+        """The active RL checkpoint as a ``pack_checkpoint`` archive (the service's replicas load it)."""
+        v = self._rl_version
+        return None if v is None else self._rl_models[v]["blob"]
 
     def model_version(self) -> str | None:
         return self._version
@@ -328,6 +470,135 @@ class Population:
     def estimator_payload(self) -> dict | None:
         """The current estimator as a plain payload (``qos_estimator.estimator_from_payload`` rebuilds it)."""
         return self._payload
+
+    # -- A1 slice SLA policies -------------------------------------------------------------------------------
+    def _a1_set(self) -> tuple[str, dict[str, dict]]:
+        """(version, {id: body}) of the policies held: the version is a content hash, stable across restarts."""
+        bodies = {pid: rec["policy"] for pid, rec in sorted(self._policies.items())}
+        return hashlib.sha256(json.dumps(bodies, sort_keys=True).encode()).hexdigest()[:16], bodies
+
+    def _a1_store(self) -> None:
+        if self.storage:
+            CheckpointStore(self.storage).save(A1_OBJECT, {"policies": [[pid, rec]
+                                                                       for pid, rec in self._policies.items()]})
+
+    def _sla_report(self, period: int, bodies: dict[str, dict], steps: list[dict], allocs: list[dict]) -> None:
+        """Sum the shards' per-policy reports; mark the policies the allocation of ``period`` was the first under."""
+        fresh = [pid for pid in bodies if self._policies[pid]["effective_period"] is None]
+        for pid in fresh:
+            self._policies[pid]["effective_period"] = period
+        if fresh:
+            self._a1_store()
+        sla: dict[str, dict[str, Any]] = {}
+        for a in allocs:
+            for pid, e in (a.get("sla") or {}).items():
+                acc = sla.setdefault(pid, {"period": period, "cells": 0, "active": 0, "n_infeasible": 0,
+                                           "infeasible": [], "measured": None})
+                acc["cells"] += e["cells"]
+                acc["active"] += e["active"]
+                acc["n_infeasible"] = None if acc["n_infeasible"] is None or e["n_infeasible"] is None \
+                    else acc["n_infeasible"] + e["n_infeasible"]
+                acc["infeasible"] = (acc["infeasible"] + e["infeasible"])[:a1.MAX_LISTED_CELLS]
+        for st in steps:
+            for pid, m in (st.get("sla") or {}).items():
+                if pid in sla and self._policies[pid]["effective_period"] <= m["period"]:
+                    acc = sla[pid]["measured"] or {"period": m["period"], "active": 0, "satisfied": 0}
+                    acc["active"] += m["active"]
+                    acc["satisfied"] += m["satisfied"]
+                    sla[pid]["measured"] = acc
+        self._sla = sla
+
+    def put_policy(self, policy_id: str, body: dict) -> dict[str, Any]:
+        """Create or replace an A1 policy (in force from the next period); ``{created, policy}``. ``FieldError`` for
+        a bad id or body, ``PolicyConflict`` for an overlap with another policy of the same slice."""
+        import re
+
+        if not isinstance(policy_id, str) or not re.match(a1.POLICY_ID_PATTERN, policy_id):
+            raise FieldError(("policyId",), f"must match {a1.POLICY_ID_PATTERN}, got {policy_id!r}")
+        policy = a1.parse_policy(body)
+        a1.check_scope(policy, self.scenario)
+        with self._lock:
+            held = {pid: a1.parse_policy(rec["policy"]) for pid, rec in self._policies.items()}
+            other = a1.conflict(held, policy_id, policy)
+            if other is not None:
+                raise PolicyConflict(f"policy {other!r} already sets slice {policy.snssai()} in some of these cells; "
+                                     "change or delete it first")
+            created = policy_id not in self._policies
+            if created and len(self._policies) >= a1.MAX_POLICIES:
+                raise PolicyConflict(f"the population holds at most {a1.MAX_POLICIES} policies")
+            now = time.time()
+            stored = policy.model_dump(mode="json", exclude_none=True)
+            old = self._policies.get(policy_id)
+            self._policies[policy_id] = {"policy": stored, "created_at": old["created_at"] if old else now,
+                                         "updated_at": now, "effective_period": None}
+            self._sla.pop(policy_id, None)
+            self._a1_store()
+            return {"created": created, "policy": stored}
+
+    def delete_policy(self, policy_id: str) -> None:
+        """Remove an A1 policy; its cells go back to the catalogue's requirements from the next period."""
+        with self._lock:
+            if policy_id not in self._policies:
+                raise UnknownPolicy(f"policy {policy_id!r} is not held; held: {sorted(self._policies)}")
+            del self._policies[policy_id]
+            self._sla.pop(policy_id, None)
+            self._a1_store()
+
+    def policy_ids(self) -> list[str]:
+        return sorted(self._policies)
+
+    def policy(self, policy_id: str) -> dict:
+        """The body of a held policy (as stored: validated, without nulls)."""
+        rec = self._policies.get(policy_id)
+        if rec is None:
+            raise UnknownPolicy(f"policy {policy_id!r} is not held; held: {sorted(self._policies)}")
+        return rec["policy"]
+
+    def policy_status(self, policy_id: str) -> dict[str, Any]:
+        """O-RAN policy status ``{enforceStatus, enforceReason}`` with this service's details (see the operator's
+        guide): pending until a period was allocated under it; SCOPE_NOT_APPLICABLE when its slice is active in
+        none of its cells; STATEMENT_NOT_APPLICABLE when the scheme does not take requirements, or when it is
+        infeasible in some cells; else ENFORCED."""
+        with self._lock:
+            rec = self._policies.get(policy_id)
+            if rec is None:
+                raise UnknownPolicy(f"policy {policy_id!r} is not held; held: {sorted(self._policies)}")
+            eff, st = rec["effective_period"], self._sla.get(policy_id)
+            out: dict[str, Any] = {"effectivePeriod": eff, "period": None, "cellsInScope": None,
+                                   "cellsActive": None, "infeasibleCells": [], "infeasibleCount": None,
+                                   "satisfied": None}
+            if eff is None:
+                return out | {"enforceStatus": "NOT_ENFORCED", "enforceReason": "OTHER_REASON",
+                              "detail": f"pending: in force from period {self._period + 1} (the next allocation)"}
+            if st is None:  # held since before a restart: the shards report at the next period
+                return out | {"enforceStatus": "NOT_ENFORCED", "enforceReason": "OTHER_REASON",
+                              "detail": f"in force since period {eff}; not reported since the restart (the next "
+                                        "period reports it)"}
+            m = st["measured"]
+            out |= {"period": st["period"], "cellsInScope": st["cells"], "cellsActive": st["active"],
+                    "infeasibleCells": st["infeasible"], "infeasibleCount": st["n_infeasible"],
+                    "satisfied": None if m is None else {"period": m["period"], "cells": m["active"],
+                                                         "met": m["satisfied"]}}
+            sn = a1.parse_policy(rec["policy"]).snssai()
+            if st["active"] == 0:
+                return out | {"enforceStatus": "NOT_ENFORCED", "enforceReason": "SCOPE_NOT_APPLICABLE",
+                              "detail": f"slice {sn} is active in none of the {st['cells']} cells in scope"}
+            if self.scheme != "idla":
+                return out | {"enforceStatus": "NOT_ENFORCED", "enforceReason": "STATEMENT_NOT_APPLICABLE",
+                              "detail": f"scheme {self.scheme!r} allocates without slice requirements (only idla "
+                                        "follows them)"}
+            if st["n_infeasible"]:
+                return out | {"enforceStatus": "NOT_ENFORCED", "enforceReason": "STATEMENT_NOT_APPLICABLE",
+                              "detail": f"infeasible in {st['n_infeasible']} of {st['active']} cells (e.g. cells "
+                                        f"{st['infeasible'][:5]}): even all of a cell's PRBs are estimated to give "
+                                        f"slice {sn} r < {a1.INFEASIBLE_R}"}
+            return out | {"enforceStatus": "ENFORCED", "enforceReason": None,
+                          "detail": f"in force since period {eff} in {st['active']} cells"}
+
+    def requirements(self, cell_id: Any) -> dict:
+        """The requirements in force in one cell, per slice (``CellShard.requirements``)."""
+        cid = self._cell(cell_id)
+        return self._get([self._call(self.shards[self.shard_of(cid)], "requirements", cid)])[0]
 
     # -- reads ----------------------------------------------------------------------------------------------
     def period(self) -> int:

@@ -5,7 +5,9 @@ namespace ``"slicing"``. Its getters are methods (actor handles call methods, no
 ``allocation(cell_id)``, ``cell_ids(limit, offset)``, ``n_cells()``, ``ingest(records)``, ``model_version()``,
 ``period()``, ``ready()``, ``estimator_payload()``; the bulk reads ``allocations_page(offset, limit, period)``,
 ``allocations(period)`` and ``held_periods()`` (the last ``KEEP_PERIODS`` periods of every cell); the roll-out
-``push_model(payload)``, ``activate_model(version)``, ``models()``; plus
+``push_model(payload)``, ``push_rl_model(archive)``, ``activate_model(version)``, ``models()``, ``rl_version()``,
+``rl_archive()``; the A1 policies ``put_policy(id, body)``,
+``delete_policy(id)``, ``policy_ids()``, ``policy(id)``, ``policy_status(id)``, ``requirements(cell_id)``; plus
 ``run_period()``, ``run_periods_every(period_s)`` (a background thread advancing one period every ``period_s``
 seconds), ``stop()``, ``timings()``, ``last_error()``.
 
@@ -145,6 +147,33 @@ class PopulationService:
 
     def models(self) -> dict:
         return self.population.models()
+
+    def push_rl_model(self, blob: bytes) -> dict:
+        return self.population.push_rl_model(blob)
+
+    def rl_version(self) -> str | None:
+        return self.population.rl_version()
+
+    def rl_archive(self) -> bytes | None:
+        return self.population.rl_archive()
+
+    def put_policy(self, policy_id: str, body: dict) -> dict:
+        return self.population.put_policy(policy_id, body)
+
+    def delete_policy(self, policy_id: str) -> None:
+        self.population.delete_policy(policy_id)
+
+    def policy_ids(self) -> list[str]:
+        return self.population.policy_ids()
+
+    def policy(self, policy_id: str) -> dict:
+        return self.population.policy(policy_id)
+
+    def policy_status(self, policy_id: str) -> dict:
+        return self.population.policy_status(policy_id)
+
+    def requirements(self, cell_id: int | str) -> dict:
+        return self.population.requirements(cell_id)
 
     def shutdown(self) -> None:
         self.stop()

@@ -21,9 +21,17 @@ With ``e2e`` (``{"config": E2eStepConfig fields, "model": slice-model payload}``
 slice instance of the shard, in one vectorised call; ``e2e_allocations()`` reads them. A failure of that step is
 reported in the allocation stats (``e2e_error``) and never touches the RAN shares.
 
+A1 slice SLA policies arrive as ``(version, {policy id: policy body})`` with ``allocate`` (``set_policies``; the
+population sends them when they change, the shard checkpoints them). From that allocation on, the cells they cover
+get the policies' requirements: the simulator measures r against them, IDLA's features z carry them and its
+utility weighs the slices by their priority (``slicing/a1.py``). Per policy, ``allocate`` reports the cells in
+scope, those where the slice is active and, with an estimator, those where it is infeasible (even the whole cell
+is estimated to give r < ``a1.INFEASIBLE_R``); ``step`` reports how many of them met their requirements.
+
 The estimator arrives as ``(version, ref)``: ``ref`` an ObjectRef (or a one-element list holding one, so Ray does
 not resolve it before the call) or the payload dict itself (in-process). The shard fetches and rebuilds it only
-when ``version`` differs from the one it holds (``reload_count``).
+when ``version`` differs from the one it holds (``reload_count``). A shard of scheme ``rl`` gets a pushed RL
+checkpoint the same way (``set_rl_policy``: the archive's bytes instead of the payload).
 """
 
 from __future__ import annotations
@@ -32,14 +40,16 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 
+from slicing import a1
 from slicing.config import Scenario
+from slicing.data.augment import SATISFIED
 from slicing.data.history import History
 from slicing.data.kpi import KpiBatch, parse_records
 from slicing.errors import FieldError
@@ -72,8 +82,9 @@ class _Snapshot:
     mask: np.ndarray  # [N, S] active slices in ``period``
 
 
-def _resolve(ref: Any) -> dict:
-    if isinstance(ref, dict):
+def _resolve(ref: Any) -> Any:
+    """A payload passed as itself (in-process), or as an ObjectRef (alone or in a one-element list)."""
+    if isinstance(ref, dict | bytes):
         return ref
     if isinstance(ref, list | tuple) and len(ref) == 1:
         ref = ref[0]
@@ -124,6 +135,10 @@ class CellShard:
 
             self._e2e = E2eStep(e2e["config"], e2e["model"], [s.id for s in scenario.slices])
         self._e2e_result: dict[str, Any] | None = None  # the microopt step's arrays of the current period
+        self._a1_version: str | None = None  # A1 policies in force (set_policies)
+        self._a1_policies: dict[str, dict] = {}
+        self._req: a1.CellRequirements | None = None
+        self._sla_measured: dict[str, dict] = {}  # policy id -> the last step's satisfaction in its cells
         if estimator is not None:
             self.set_estimator(*estimator)
         self.restored = self.restore()
@@ -149,9 +164,88 @@ class CellShard:
                 self._scheme = make_scheme("idla", model, idla=self.scenario.idla, seed=self.scenario.seed)
             return True
 
+    def set_rl_policy(self, version: str, ref: Any) -> bool:
+        """Scheme ``rl``: switch to the RL checkpoint ``version`` (a ``pack_checkpoint`` archive, ``ref`` as for the
+        estimator) unless it is the one in use; True if it was loaded. Other schemes ignore it."""
+        with self._lock:
+            if self.scheme_name != "rl" or version == self._model_version:
+                return False
+            from slicing.rl.inference import policy_from_archive
+            from slicing.rl.scheme import RlScheme
+
+            policy = policy_from_archive(_resolve(ref))
+            if policy.version != version:
+                raise ValueError(f"RL policy version: announced {version!r}, the archive holds {policy.version!r}")
+            self._scheme, self._model_version = RlScheme(policy), version
+            self._reloads += 1
+            return True
+
     def reload_count(self) -> int:
         """How many times this incarnation rebuilt an estimator from the object store."""
         return self._reloads
+
+    # -- A1 policies ----------------------------------------------------------------------------------------
+    def set_policies(self, version: str, policies: dict[str, dict]) -> bool:
+        """Apply the A1 policies ``version`` (``{policy id: body}``) from the next allocation; False if held."""
+        with self._lock:
+            if version == self._a1_version:
+                return False
+            parsed = {pid: a1.parse_policy(body) for pid, body in policies.items()}
+            if parsed:
+                req = a1.cell_requirements(a1.rules_of(parsed, self.scenario), self.scenario, self.sim.cell_ids)
+                self.sim.set_requirements(req.throughput_req_mbps, req.delay_req_ms,
+                                          req.slice_mbps if req.has_guarantee else None)
+            else:
+                req = None
+                self.sim.set_requirements()
+            self._req, self._a1_version, self._a1_policies = req, str(version), dict(policies)
+            return True
+
+    def requirements(self, cell_id: int) -> dict:
+        """{snssai: {throughput_req_mbps, delay_req_ms, guaranteed_mbps, priority, policy}} in force in a cell."""
+        i = int(cell_id) - self.lo
+        if not 0 <= i < self.hi - self.lo:
+            raise UnknownCell(f"cell_id: unknown cell {cell_id} ({self.name} holds {self.lo}..{self.hi - 1})")
+        with self._lock:
+            tp, dl = self.sim.requirements()
+            req = self._req
+            by = {j: pid for pid, (rows, j) in req.covered.items() if i in rows} if req is not None else {}
+            return {sn: {"throughput_req_mbps": float(tp[i, j]), "delay_req_ms": float(dl[i, j]),
+                         "guaranteed_mbps": (None if req is None or not np.isfinite(req.slice_mbps[i, j])
+                                             else float(req.slice_mbps[i, j])),
+                         "priority": 1.0 if req is None else float(req.weight[i, j]), "policy": by.get(j)}
+                    for j, sn in enumerate(self.sim.snssai)}
+
+    def _sla_measure(self, rep) -> dict[str, dict]:
+        """Per policy: its cells where the slice was active in the report, and how many met r >= SATISFIED."""
+        if self._req is None:
+            return {}
+        out = {}
+        for pid, (rows, j) in self._req.covered.items():
+            act = rows[rep.mask[rows, j]]
+            out[pid] = {"period": int(rep.period), "active": int(len(act)),
+                        "satisfied": int((rep.r[act, j] >= SATISFIED).sum())}
+        return out
+
+    def _sla_feasibility(self, mask: np.ndarray, z: np.ndarray | None) -> dict[str, dict]:
+        """Per policy: cells in scope, active, and (with an estimator and features) the infeasible ones."""
+        if self._req is None:
+            return {}
+        out = {}
+        for pid, (rows, j) in self._req.covered.items():
+            act = rows[mask[rows, j]]
+            entry = {"cells": int(len(rows)), "active": int(len(act)), "n_infeasible": None, "infeasible": []}
+            if self._model is not None and z is not None:
+                from slicing.optim.utility import estimator_features
+
+                with torch.inference_mode():
+                    zt = torch.as_tensor(z[act, j]).float()
+                    f1 = self._model(estimator_features(torch.ones(len(act)), zt)).numpy()  # [M] r at x = 1
+                bad = act[f1 < a1.INFEASIBLE_R]
+                entry["n_infeasible"] = int(len(bad))
+                entry["infeasible"] = self.sim.cell_ids[bad[:a1.MAX_LISTED_CELLS]].tolist()
+            out[pid] = entry
+        return out
 
     # -- one period -----------------------------------------------------------------------------------------
     def _expect(self, op: str, period: int, sim_period: int, alloc_period: int) -> None:
@@ -184,22 +278,34 @@ class CellShard:
                 self.history.push(rep)
                 active = rep.mask
                 self._kpis = {k: getattr(rep, k) for k in KPI_FIELDS} | {"mask": rep.mask}
+                self._sla_measured = self._sla_measure(rep)
                 self._last_step = {"period": period, "cells": len(rep.cell_ids),
                                    "utility_mean": float(rep.utility.mean()),
                                    "r_mean": float(rep.r[active].mean()) if active.any() else None,
-                                   "seconds": time.perf_counter() - t0}
+                                   "seconds": time.perf_counter() - t0, "sla": self._sla_measured}
                 self.checkpoint()
             out = dict(self._last_step)
             if kpis:
                 out["kpis"] = self._kpis  # None after a restart that skipped the step
             return out
 
+    def _features(self) -> np.ndarray:
+        """z [N, S, 2H+2] of the next allocation: the history with the requirements in force (A1 policies)."""
+        req = self._req
+        if req is None:
+            return self.history.features(self.sim.throughput_req_mbps, self.sim.delay_req_ms)
+        users = self.history.users()[:, :, -1]  # [N, S] the last period's, the best guess of the next
+        return self.history.features(req.context_throughput(users, self.sim.demand_per_user_mbps), req.delay_req_ms)
+
     def _run_scheme(self, mask: np.ndarray) -> np.ndarray:
         if self._scheme is None:
             raise RuntimeError(f"{self.name}: scheme {self.scheme_name!r} has no estimator loaded")
         obs = self._rl_obs(mask) if getattr(self._scheme, "needs_obs", False) else None
-        ctx = AllocationContext.of(self.sim, self.history, self._snap.shares, mask=mask, z=self._scheme.needs_model,
+        ctx = AllocationContext.of(self.sim, None, self._snap.shares, mask=mask, z=False,
                                    offered=self.scheme_name == "traffic", obs=obs)
+        if self._scheme.needs_model:
+            weight = self._req.weight if self._req is not None and (self._req.weight != 1.0).any() else None
+            ctx = replace(ctx, z=self._features(), weight=weight)
         return np.asarray(self._scheme.allocate(ctx), dtype=np.float64)
 
     def _rl_obs(self, mask: np.ndarray) -> np.ndarray:
@@ -214,11 +320,18 @@ class CellShard:
         return observations_from_report(report, mask, self.sim.throughput_req_mbps, self.sim.geometry.nbr_ids,
                                         halo_ids=self.sim.halo_ids, halo_util=self._halo_util)
 
-    def allocate(self, period: int, estimator: tuple[str, Any] | None = None) -> dict:
-        """Shares for ``period`` (= the simulated period + 1 after ``step``); stats."""
+    def allocate(self, period: int, estimator: tuple[str, Any] | None = None,
+                 policies: tuple[str, dict[str, dict]] | None = None, rl: tuple[str, Any] | None = None) -> dict:
+        """Shares for ``period`` (= the simulated period + 1 after ``step``); stats. ``policies``: the A1 policies
+        ``(version, {id: body})`` to apply first (``set_policies``); ``rl``: the RL checkpoint ``(version, ref)``
+        (``set_rl_policy``)."""
         with self._lock:
             if estimator is not None:
                 self.set_estimator(*estimator)
+            if rl is not None:
+                self.set_rl_policy(*rl)
+            if policies is not None:
+                self.set_policies(*policies)
             if self._last_alloc is not None and self._last_alloc["period"] == period == self._snap.period:
                 return dict(self._last_alloc)
             self._expect("allocate", period, period, period - 1)
@@ -246,7 +359,10 @@ class CellShard:
             else:
                 self._last_good = shares
             self._snap = _Snapshot(shares, period, self._model_version, mask)
-            self._last_alloc = {"period": period, "cells": len(mask), "fallback_cells": int((~ok).sum()),
+            z = None if warmup or self._model is None or self._req is None else self._features()
+            sla = self._sla_feasibility(mask, z)
+            self._last_alloc = {"period": period, "cells": len(mask), "fallback_cells": int((~ok).sum()), "sla": sla,
+                                "a1_version": self._a1_version,
                                 "warmup": warmup, "error": error, "model_version": self._model_version,
                                 "seconds": time.perf_counter() - t0} | self._run_e2e(period, mask)
             self.checkpoint()
@@ -378,7 +494,8 @@ class CellShard:
         return {"meta": {"format": CHECKPOINT_FORMAT, "fingerprint": self._fingerprint, "lo": self.lo, "hi": self.hi,
                          "scheme": self.scheme_name, "alloc_period": snap.period,
                          "model_version": snap.model_version, "last_step": self._last_step,
-                         "last_alloc": self._last_alloc},
+                         "last_alloc": self._last_alloc,
+                         "a1": {"version": self._a1_version, "policies": self._a1_policies}},
                 "sim": self.sim.state_dict(), "history": self.history.state_dict(),
                 "alloc": snap.shares, "last_good": self._last_good, "e2e": self._e2e_result}
 
@@ -397,6 +514,10 @@ class CellShard:
         self._snap = _Snapshot(np.asarray(state["alloc"], dtype=np.float64), period, meta["model_version"],
                                self.sim.slice_mask(period))
         self._last_step, self._last_alloc = meta["last_step"], meta["last_alloc"]
+        held = meta.get("a1") or {}
+        self._a1_version = None
+        if held.get("version") is not None:
+            self.set_policies(held["version"], held.get("policies") or {})
         self._e2e_result = state.get("e2e")
 
     def checkpoint(self) -> str | None:

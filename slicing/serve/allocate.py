@@ -116,7 +116,7 @@ def rl_shares(req: AllocateRequest, est: Estimators, settings: ServiceSettings, 
     if policy is None:
         if settings.rl_checkpoint is None:
             raise invalid(("scheme",), "scheme 'rl' is not enabled on this service: set SLICING_RL_CHECKPOINT to a "
-                                       "`slicing train-rl` checkpoint")
+                                       "`slicing train-rl` checkpoint, or push one (slicing models push DIR)")
         if est.rl_error is not None:
             raise invalid(("scheme",), f"scheme 'rl' unavailable: the RL checkpoint failed to load ({est.rl_error})")
         raise unavailable("RL policy loading", settings.retry_after_s)

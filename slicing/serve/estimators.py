@@ -13,8 +13,10 @@ Estimator (which one ``POST /v1/allocate`` uses), decided in a background thread
    soon as one appears.
 
 RL policy (scheme ``rl`` of ``POST /v1/allocate``): ``SLICING_RL_CHECKPOINT`` names a ``slicing train-rl``
-checkpoint, loaded once by the same background thread (``slicing.rl.inference.RlPolicy``; imports RLlib). A
-loading failure is kept in ``rl_error`` (reported by ``/readyz`` and by 422s of scheme ``rl``).
+checkpoint, loaded first by the same background thread, which then follows the population's active RL checkpoint
+(one pushed with ``POST /v1/models?kind=rl``, or rolled back to) within ``REFRESH_S``
+(``slicing.rl.inference.RlPolicy``; imports RLlib). A loading failure is kept in ``rl_error`` (reported by
+``/readyz`` and by 422s of scheme ``rl``).
 """
 
 from __future__ import annotations
@@ -144,10 +146,9 @@ class Estimators:
         self.load_rl()
         try:
             if self.settings.estimator_path is not None:
-                self.set_model(load_estimator(self.settings.estimator_path), "file")
-                return  # a file is final: no refresh
+                self.set_model(load_estimator(self.settings.estimator_path), "file")  # final: no refresh
             deadline = time.monotonic() + POPULATION_WAIT_S
-            while not self._load_from_population():
+            while self.model is None and not self._load_from_population():
                 if time.monotonic() > deadline or self._stop.wait(POLL_S):
                     break
             if self.model is None and not self._stop.is_set():
@@ -157,6 +158,22 @@ class Estimators:
             log.exception("estimator loading failed")
             return
         while not self._stop.wait(REFRESH_S):
-            version = self.population.ready_model_version()
+            version = None if self.source == "file" else self.population.ready_model_version()
             if version is not None and version != self.model_version:
                 self._load_from_population()
+            self._refresh_rl()
+
+    def _refresh_rl(self) -> None:
+        """Follow the population's active RL checkpoint (a push or a roll back) when it has one."""
+        version = self.population.ready_rl_version()
+        if version is None or (self.rl_policy is not None and version == self.rl_policy.version):
+            return
+        try:
+            from slicing.rl.inference import policy_from_archive
+
+            policy = policy_from_archive(self.population.rl_archive())
+        except Exception as err:  # the population went away meanwhile: try again later
+            log.warning("could not load the population's RL checkpoint: %s", err)
+            return
+        self.rl_policy, self.rl_error = policy, None
+        log.info("RL policy %s loaded from the population", policy.version)

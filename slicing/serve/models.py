@@ -230,10 +230,17 @@ class ModelVersion(BaseModel):
     status: Literal["active", "pending", "previous"]
 
 
+class RlModelsList(BaseModel):
+    active: str | None = Field(description="the RL policy the population's scheme rl and POST /v1/allocate use")
+    pending: str | None
+    versions: list[ModelVersion] = Field(description="newest first; the population keeps the last 5")
+
+
 class ModelsList(BaseModel):
     active: str | None
     pending: str | None
     versions: list[ModelVersion] = Field(description="newest first; the population keeps the last 5")
+    rl: RlModelsList = Field(description="the RL checkpoints, likewise")
 
 
 def _kpi_value(spec: KpiValue) -> tuple[object, object]:
@@ -439,3 +446,55 @@ class E2ePage(BaseModel):
     limit: int
     offset: int
     instances: list[E2eInstance]
+
+
+# ------------------------------------------------------------------------------- A1 policies (slicing/a1.py)
+
+
+class Problem(BaseModel):
+    """RFC 7807 problem details (``application/problem+json``), as A1-P answers errors."""
+
+    type: str = Field(default="about:blank")
+    title: str = Field(description="the HTTP reason phrase")
+    status: int
+    detail: str = Field(description="what was wrong; for a bad policy the field's path first, e.g. "
+                                    "`scope.sliceId.sst: ...`")
+
+
+class PolicyTypeObject(BaseModel):
+    policySchema: dict = Field(description="JSON schema of the policies of this type")
+    statusSchema: dict = Field(description="JSON schema of their status objects")
+
+
+class SatisfiedCells(BaseModel):
+    period: int = Field(description="the simulated period measured")
+    cells: int = Field(description="cells in scope where the slice was active")
+    met: int = Field(description="of those, cells whose slice met the policy's requirements (r >= 0.999)")
+
+
+class PolicyStatus(BaseModel):
+    enforceStatus: Literal["ENFORCED", "NOT_ENFORCED"]
+    enforceReason: Literal["SCOPE_NOT_APPLICABLE", "STATEMENT_NOT_APPLICABLE", "OTHER_REASON"] | None = None
+    detail: str = Field(description="why, in words")
+    effectivePeriod: int | None = Field(description="the first period allocated under the policy")
+    period: int | None = Field(description="the allocation this status is about")
+    cellsInScope: int | None = None
+    cellsActive: int | None = Field(default=None, description="cells in scope where the slice is active")
+    infeasibleCount: int | None = Field(
+        default=None, description="active cells where even all PRBs are estimated to give r < 0.9 (null without an "
+                                  "estimator)")
+    infeasibleCells: list[int] = Field(default=[], description="the first 20 of them")
+    satisfied: SatisfiedCells | None = Field(default=None, description="the last simulated period under the policy")
+
+
+class SliceRequirement(BaseModel):
+    throughput_req_mbps: float = Field(description="per-user throughput requirement phi*")
+    delay_req_ms: float = Field(description="delay requirement d*")
+    guaranteed_mbps: float | None = Field(description="guaranteed aggregate throughput (guaDlThptPerSlice)")
+    priority: float = Field(description="weight of the slice in the cell's utility")
+    policy: str | None = Field(description="the A1 policy that sets them; null: the catalogue's")
+
+
+class CellRequirements(BaseModel):
+    cell_id: str
+    slices: dict[str, SliceRequirement] = Field(description="by canonical S-NSSAI")

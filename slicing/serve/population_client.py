@@ -23,7 +23,13 @@ import numpy as np
 
 from slicing.errors import FieldError
 from slicing.optim.rrm import rrm_policy_ratios
-from slicing.runtime.population import AllocationSnapshot, PeriodNotHeld, UnknownModel
+from slicing.runtime.population import (
+    AllocationSnapshot,
+    PeriodNotHeld,
+    PolicyConflict,
+    UnknownModel,
+    UnknownPolicy,
+)
 from slicing.runtime.ray_util import unwrap
 from slicing.serve.errors import ServiceError, unavailable
 from slicing.serve.models import KpiIngest
@@ -159,6 +165,27 @@ class PopulationClient:
         except PeriodNotHeld as err:
             raise ServiceError(410 if err.gone else 404, str(err)) from None
 
+    async def push_rl_model(self, blob: bytes) -> dict:
+        """Stage an RL checkpoint archive in the population (validated there: a FieldError on ``model``, 422)."""
+        return await self.call("push_rl_model", blob)
+
+    def ready_rl_version(self) -> str | None:
+        """The population's active RL version (blocking; None if there is none or the population is unreachable)."""
+        import ray
+
+        try:
+            version = ray.get(self.handle().rl_version.remote(), timeout=self.settings.population_timeout_s)
+            return None if version is None else str(version)
+        except Exception:
+            self._actor = None
+            return None
+
+    def rl_archive(self) -> bytes | None:
+        """The population's active RL checkpoint archive (blocking); raises on any failure."""
+        import ray
+
+        return ray.get(self.handle().rl_archive.remote(), timeout=PAYLOAD_TIMEOUT_S)
+
     async def push_model(self, payload: dict) -> dict:
         """Stage a validated estimator in the population (it switches at the next period boundary)."""
         return await self.call("push_model", payload)
@@ -172,6 +199,42 @@ class PopulationClient:
 
     async def models(self) -> dict:
         return await self.call("models")
+
+    # -- A1 policies: errors as they come (serve_app.py answers them as problem+json) ------------------------
+    async def put_policy(self, policy_id: str, body: dict) -> dict:
+        """``{created, policy}``; a ``FieldError`` (answered 400) or 409 for a conflict with another policy."""
+        try:
+            return await self.call("put_policy", policy_id, body)
+        except PolicyConflict as err:
+            raise ServiceError(409, str(err)) from None
+
+    async def delete_policy(self, policy_id: str) -> None:
+        await self._policy_call("delete_policy", policy_id)
+
+    async def policy_ids(self) -> list[str]:
+        return await self.call("policy_ids")
+
+    async def policy(self, policy_id: str) -> dict:
+        return await self._policy_call("policy", policy_id)
+
+    async def policy_status(self, policy_id: str) -> dict:
+        return await self._policy_call("policy_status", policy_id)
+
+    async def _policy_call(self, method: str, policy_id: str) -> Any:
+        try:
+            return await self.call(method, policy_id)
+        except UnknownPolicy as err:
+            raise ServiceError(404, str(err)) from None
+
+    async def requirements(self, cell_id: str) -> dict:
+        """The requirements in force in one cell, per slice (404 for an unknown cell)."""
+        if not (cell_id.isdigit() and len(cell_id) <= 18):
+            raise _unknown_cell(cell_id)
+        try:
+            slices = await self.call("requirements", int(cell_id))
+        except KeyError:
+            raise _unknown_cell(cell_id) from None
+        return {"cell_id": str(int(cell_id)), "slices": slices}
 
     async def cell_allocation(self, cell_id: str) -> dict:
         """A cell's current allocation with its RRM policy ratios, from the per-period cache when possible."""

@@ -23,7 +23,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from slicing.a1 import SliceSlaPolicy
 from slicing.config import IdlaConfig
+from slicing.errors import FieldError
 from slicing.models.qos_estimator import EstimatorFileError, QosEstimator, estimator_payload
 from slicing.serve.allocate import allocate
 from slicing.serve.e2e import SliceModels, allocate_e2e
@@ -67,10 +69,21 @@ class SlicingService:
         """The response of POST /v1/e2e/allocate as plain data (``slicing/serve/e2e.py``)."""
         return allocate_e2e(req, self.slice_models, self.settings)
 
-    async def push_model(self, body: bytes) -> dict:
-        """POST /v1/models: validate the estimator file in ``body`` here (422 naming the problem, and nothing
+    async def push_model(self, body: bytes, kind: str = "estimator") -> dict:
+        """POST /v1/models: validate the estimator file (``kind`` estimator) or the RL checkpoint archive (``kind``
+        rl, ``slicing.rl.inference.pack_checkpoint``) in ``body`` here (422 naming the problem, and nothing
         changes), then stage it in the population, which switches at its next period boundary; every replica
         follows within ``estimators.REFRESH_S``."""
+        if kind == "rl":
+            if not body:
+                raise invalid((), "empty body: send a gzipped tar of a `slicing train-rl` checkpoint")
+            from slicing.rl.inference import policy_from_archive
+
+            try:
+                await asyncio.to_thread(policy_from_archive, body)
+            except ValueError as err:
+                raise invalid((), str(err)) from None
+            return await self.population.push_rl_model(body)
         if not body:
             raise invalid((), "empty body: send the bytes of a `slicing train-estimator` file")
         try:
@@ -78,6 +91,20 @@ class SlicingService:
         except (EstimatorFileError, ValueError, TypeError) as err:
             raise invalid((), str(err)) from None
         return await self.population.push_model(estimator_payload(model))
+
+    async def put_policy(self, policy_id: str, policy: SliceSlaPolicy) -> dict:
+        """PUT an A1 policy: its PLMNs must be this network's (a ``FieldError`` naming the field otherwise), then
+        the population checks its slice and cells and holds it (``{created, policy}``)."""
+        plmn = f"{self.settings.plmn_mcc}-{self.settings.plmn_mnc}"
+        if policy.scope.sliceId.plmnId.text() != plmn:
+            raise FieldError(("scope", "sliceId", "plmnId"), f"PLMN {policy.scope.sliceId.plmnId.text()} is not "
+                                                             f"this network's ({plmn})")
+        res = policy.sliceSlaResources
+        for k, cell in enumerate(res.cellIdList if res is not None else []):
+            if cell.plmnId.text() != plmn:
+                raise FieldError(("sliceSlaResources", "cellIdList", k, "plmnId"),
+                                 f"PLMN {cell.plmnId.text()} is not this network's ({plmn})")
+        return await self.population.put_policy(policy_id, policy.model_dump(mode="json", exclude_none=True))
 
     async def readiness(self) -> dict:
         """GET /readyz: ready when the estimator is loaded and the population answers ready."""

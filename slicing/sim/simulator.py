@@ -12,6 +12,8 @@ Per period t and (cell c, slice s), given the allocation x[c, s] (an upper bound
   delay     base + packet / (C / v) + Q / C, Q = M/M/1 queue (packet rho / (1 - rho)) capped at the
             buffer, at least backlog'                                                              [ms]
   r         min(phi / phi*, d* / d, 1)          (IDLA eq. 3); utility = sum_s log(1 + r)    (IDLA eq. 5)
+            phi*, d* per slice from the catalogue, or per (cell, slice) from A1 policies (``set_requirements``),
+            which may add a guaranteed aggregate G: r <= served / (T min(G, offered))
   util_c    sum_s x * served / (C * T)      PRB utilisation, what neighbours see next period
 
 r is non-decreasing in the slice's own share and non-increasing in any neighbour's load. Randomness comes from
@@ -126,6 +128,7 @@ class Simulator:
         self.period = 0
         self.cell_util = np.full(len(cell_ids), INITIAL_UTIL)  # [N] PRB utilisation of the last period
         self.backlog_mbit = np.zeros((len(cell_ids), self.n_slices))  # [N, S]
+        self._cell_req: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None  # set_requirements
 
     # -- static description -------------------------------------------------------------------------------
     def _init_slices(self) -> None:
@@ -163,6 +166,40 @@ class Simulator:
         noise_dbm = -174.0 + 10 * np.log10(radio.bandwidth_mhz * 1e6) + radio.noise_figure_db
         self._noise_mw = 10.0 ** (noise_dbm / 10.0)
         self._capacity_per_share_mbps = radio.n_prb * radio.prb_bandwidth_hz * radio.overhead / 1e6  # x SE
+
+    def set_requirements(self, throughput_req_mbps: np.ndarray | None = None, delay_req_ms: np.ndarray | None = None,
+                         slice_mbps: np.ndarray | None = None) -> None:
+        """Per-(cell, slice) requirements [N, S] that replace the catalogue's from the next ``step`` (A1 slice SLA
+        policies, ``slicing/a1.py``); all None: back to the catalogue. ``slice_mbps`` is a guaranteed aggregate
+        throughput (inf where none): r also falls below 1 when less than ``min(slice_mbps, offered)`` is served.
+        The offered traffic does not change: a requirement is what users are promised, not what they ask for.
+        """
+        if throughput_req_mbps is None and delay_req_ms is None and slice_mbps is None:
+            self._cell_req = None
+            return
+        shape = (len(self.cell_ids), self.n_slices)
+        tp = np.broadcast_to(self.throughput_req_mbps if throughput_req_mbps is None else throughput_req_mbps, shape)
+        dl = np.broadcast_to(self.delay_req_ms if delay_req_ms is None else delay_req_ms, shape)
+        agg = None if slice_mbps is None else np.broadcast_to(slice_mbps, shape).astype(np.float64)
+        for name, arr in (("throughput_req_mbps", tp), ("delay_req_ms", dl)):
+            if not (np.isfinite(arr).all() and (arr > 0).all()):
+                raise ValueError(f"{name}: every entry must be finite and > 0")
+        if agg is not None and (np.isnan(agg).any() or (agg < 0).any()):
+            raise ValueError("slice_mbps: every entry must be >= 0 (inf: no guarantee)")
+        self._cell_req = (tp.astype(np.float64), dl.astype(np.float64), agg)
+
+    def requirements(self) -> tuple[np.ndarray, np.ndarray]:
+        """(throughput_req_mbps, delay_req_ms) in force, [N, S] each."""
+        shape = (len(self.cell_ids), self.n_slices)
+        if self._cell_req is None:
+            return (np.broadcast_to(self.throughput_req_mbps, shape).copy(),
+                    np.broadcast_to(self.delay_req_ms, shape).copy())
+        return self._cell_req[0].copy(), self._cell_req[1].copy()
+
+    @property
+    def demand_per_user_mbps(self) -> np.ndarray:
+        """[S] offered Mbit/s per active user."""
+        return self._demand_per_user.copy()
 
     # -- per-period inputs --------------------------------------------------------------------------------
     def slice_mask(self, period: int | None = None) -> np.ndarray:
@@ -239,7 +276,15 @@ class Simulator:
             delay = np.where(capacity > 0, np.minimum(np.nan_to_num(delay, nan=MAX_DELAY_MS), MAX_DELAY_MS),
                              MAX_DELAY_MS)
             prb_util = np.where(capacity > 0, x * served / (capacity * T), 0.0)
-        r = np.minimum(np.minimum(throughput / self.throughput_req_mbps, self.delay_req_ms / delay), 1.0)
+        if self._cell_req is None:
+            r = np.minimum(np.minimum(throughput / self.throughput_req_mbps, self.delay_req_ms / delay), 1.0)
+        else:  # A1 policies: per-cell requirements, and a guaranteed aggregate where one is set
+            tp_req, dl_req, agg = self._cell_req
+            r = np.minimum(np.minimum(throughput / tp_req, dl_req / delay), 1.0)
+            if agg is not None:
+                need = np.minimum(agg, dem.offered_mbps) * T  # [N, S] Mbit that must be served
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    r = np.minimum(r, np.where(need > 1e-9, served / need, 1.0))
         r = np.where(mask, r, 0.0)
         zero = ~mask
         report = KpiReport(

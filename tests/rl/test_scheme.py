@@ -124,3 +124,46 @@ def test_service_rl_scheme_errors_name_the_field(ppo_checkpoint):
     with pytest.raises(ServiceError) as err:
         broken.allocate(AllocateRequest.model_validate({"scheme": "rl", "cells": ok}))
     assert err.value.status == 422 and "failed to load" in err.value.detail
+
+
+def test_an_rl_checkpoint_is_pushed_switched_at_the_next_period_rolled_back_and_kept(ppo_checkpoint, tmp_path):
+    """RL roll-out in the population: a pushed archive is validated, staged, used by every shard of scheme rl from
+    the next period, rolled back by version, and kept across a restart on the same storage."""
+    from slicing.errors import FieldError
+    from slicing.rl.inference import RlPolicy, pack_checkpoint, policy_from_archive
+    from slicing.rl.train import TrainSettings, train
+    from slicing.runtime.population import Population
+
+    sc = load_scenario("scenarios/idla.yaml", ["topology.sites=6"])
+    other = train(sc, TrainSettings(algo="ppo", iterations=0, region=6, episode_len=4, hidden=(16,), seed=7),
+                  tmp_path / "other")["checkpoint"]
+    first = RlPolicy.from_checkpoint(ppo_checkpoint[1]).version
+    blob = pack_checkpoint(other)
+    second = policy_from_archive(blob).version
+    assert second != first
+    store = str(tmp_path / "store")
+    pop = Population(sc, shards=2, scheme="rl", in_process=True, rl_checkpoint=str(ppo_checkpoint[1]),
+                     storage=store)
+    pop.run_period()
+    assert pop.models()["rl"]["active"] == first
+    for bad, why in ((b"not a tar", "not a gzipped tar"), (pack_checkpoint(other)[:200], "not a gzipped tar")):
+        with pytest.raises(FieldError, match=why):
+            pop.push_rl_model(bad)
+    staged = pop.push_rl_model(blob)
+    assert staged == {"version": second, "status": "pending", "effective_period": pop.period() + 1}
+    assert {pop.allocation(c)["model_version"] for c in range(sc.cells)} == {first}  # not before the boundary
+    pop.run_period()
+    assert {pop.allocation(c)["model_version"] for c in range(sc.cells)} == {second}
+    listed = pop.models()["rl"]
+    assert listed["active"] == second and [v["status"] for v in listed["versions"]] == ["active", "previous"]
+    assert pop.rl_archive() == blob
+    # a restart on the same storage goes on with the pushed version and still knows the first
+    again = Population(sc, shards=2, scheme="rl", in_process=True, rl_checkpoint=str(ppo_checkpoint[1]),
+                       storage=store)
+    assert again.rl_version() == second and [v["version"] for v in again.models()["rl"]["versions"]] == [second,
+                                                                                                        first]
+    again.run_period()
+    assert {again.allocation(c)["model_version"] for c in range(sc.cells)} == {second}
+    assert again.activate_model(first)["status"] == "pending"  # roll back
+    again.run_period()
+    assert {again.allocation(c)["model_version"] for c in range(sc.cells)} == {first}

@@ -184,5 +184,13 @@ def test_a_restart_on_the_same_storage_resumes_the_period_and_the_active_model(s
     assert again.period() == period and np.array_equal(again.allocations_array(), shares)
     assert again.model_version() == model_version(other_model)  # the active version, not the given one
     assert {i["model_version"] for i in again.shard_info()} == {model_version(other_model)}
+    # the previous version is kept across the restart: a roll back still works
+    listed = again.models()
+    assert [v["version"] for v in listed["versions"]] == [model_version(other_model), model_version(model)]
+    assert [v["status"] for v in listed["versions"]] == ["active", "previous"]
+    assert again.activate_model(model_version(model))["status"] == "pending"
+    again.run_period()
+    assert again.model_version() == model_version(model)
     fresh = Population(scenario, 2, "idla", model, str(tmp_path), in_process=True, fresh=True)
     assert fresh.period() == 0 and fresh.model_version() == model_version(model)
+    assert [v["version"] for v in fresh.models()["versions"]] == [model_version(model)]
