@@ -17,8 +17,18 @@ $(VENV_STAMP): pyproject.toml
 demo: $(VENV_STAMP)
 	.venv/bin/slicing demo --out out/
 
-test: $(VENV_STAMP) lint
+test: $(VENV_STAMP) system-deps lint
 	$(PY) -m pytest -q tests
+
+# Debian's redis-server, for the GCS fault-tolerance test (tests/runtime/test_gcs_ft.py): installed when missing
+.PHONY: system-deps
+system-deps:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing redis-server (apt-get)"; \
+	  $$SUDO apt-get install -y -q redis-server >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q redis-server >/dev/null; }; }
+	@command -v redis-server >/dev/null || { echo "error: redis-server could not be installed"; exit 1; }
 
 bench: $(VENV_STAMP)
 	.venv/bin/slicing bench --cells 100000 --json
