@@ -46,6 +46,16 @@ def redis_ping(port: int) -> bool:
         return False
 
 
+def redis_keys(port: int) -> int:
+    """DBSIZE of the Redis on 127.0.0.1:port (the GCS's tables are keys there)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(b"DBSIZE\r\n")
+        reply = s.recv(64)
+    if not reply.startswith(b":"):
+        raise RuntimeError(f"unexpected DBSIZE reply {reply!r}")
+    return int(reply[1:].strip())
+
+
 def start_redis(port: int, folder: str) -> subprocess.Popen:
     exe = shutil.which("redis-server")
     if exe is None:
@@ -131,6 +141,7 @@ def run_gcs_ft(sites: int = 12, seed: int = 3) -> dict:
                     "named": sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True))}
 
         before = actors()
+        result["redis_keys_before_kill"] = redis_keys(redis_port)
         period_before = ray.get(pop.period.remote(), timeout=60)
         reader = Reader(base)
         reader.start()

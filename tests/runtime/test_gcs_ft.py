@@ -31,6 +31,7 @@ def test_the_service_survives_the_loss_of_the_gcs_and_goes_on_where_it_was():
     print(json.dumps({k: v for k, v in res.items() if k != "named_actors"}))
 
     assert res["node_ips"] == ["127.0.0.1"] and res["redis"].startswith("127.0.0.1:")
+    assert res["redis_keys_before_kill"] > 0  # the GCS keeps its tables in Redis
     assert res["gcs_restarted_pid"] != res["gcs_killed_pid"]  # really another GCS process
     # during the outage the service kept answering: 200, or 503 with Retry-After; never a 500, never a hang
     assert res["outage_requests"] >= 10
