@@ -20,15 +20,19 @@ demo: $(VENV_STAMP)
 test: $(VENV_STAMP) system-deps lint
 	$(PY) -m pytest -q tests
 
-# Debian's redis-server, for the GCS fault-tolerance test (tests/runtime/test_gcs_ft.py): installed when missing
+# Debian's redis-server (the GCS fault-tolerance test, tests/runtime/test_gcs_ft.py) and nginx (the shedding front,
+# slicing/serve/front.py: `slicing bench overload`, tests/serve/test_front.py): installed when missing
+SYSTEM_PACKAGES := redis-server:redis-server nginx:nginx
 .PHONY: system-deps
 system-deps:
-	@command -v redis-server >/dev/null || { \
+	@for pair in $(SYSTEM_PACKAGES); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  PATH="$$PATH:/usr/sbin" command -v $$cmd >/dev/null && continue; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  echo "installing redis-server (apt-get)"; \
-	  $$SUDO apt-get install -y -q redis-server >/dev/null 2>&1 || \
-	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q redis-server >/dev/null; }; }
-	@command -v redis-server >/dev/null || { echo "error: redis-server could not be installed"; exit 1; }
+	  echo "installing $$pkg (apt-get)"; \
+	  $$SUDO apt-get install -y -q $$pkg >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$pkg >/dev/null; }; \
+	  PATH="$$PATH:/usr/sbin" command -v $$cmd >/dev/null || { echo "error: $$pkg could not be installed"; exit 1; }; \
+	done
 
 bench: $(VENV_STAMP)
 	.venv/bin/slicing bench --cells 100000 --json

@@ -837,3 +837,20 @@ def test_an_rl_checkpoint_is_rolled_out_to_the_population_and_every_replica(svc,
     assert r.status_code == 200 and r.json()["model_version"] == new, r.text
     res = runner.invoke(app, ["models", "list", "--url", svc["base"], "--json"], env=env)
     assert res.exit_code == 0 and json.loads(res.stdout.strip().splitlines()[-1])["rl"]["active"] == new
+
+
+def test_overload_through_the_front_is_only_200_or_503_and_recovers(svc) -> None:
+    """A bounded `slicing bench overload`: 3x the measured capacity for 3 s, open loop, through the nginx front.
+    Every answer is a 200 or a 503 with Retry-After, none times out (10 s), and quiet probes are answered at their
+    normal latency again after the load."""
+    from slicing.bench.overload import bench_overload
+
+    res = bench_overload(svc["base"], svc["cells"], factor=3.0, seconds=3.0, timeout_s=10.0, front="nginx",
+                         capacity_s=2.0, probe_s=2.0, recovery_window_s=4.0, log=lambda m: None)
+    print(json.dumps(res))
+    assert set(res["statuses"]) <= {"200", "503"}, res["statuses"]
+    assert res["timeouts"] == 0 and res["past_timeout"] == 0 and res["shed_without_retry_after"] == 0
+    assert res["requests"] >= 3 * res["capacity_rps"] * 3.0 * 0.99
+    assert res["ok_rps"] > 0 and res["shed_fraction"] > 0.3  # the excess was shed, the rest served
+    assert res["recovery_s"] is not None and res["recovery_s"] < 4.0
+    assert res["max_rss_mb"] is not None and res["max_rss_mb"] > 0

@@ -107,6 +107,34 @@ def bench_serve_cmd(
     emit_json(json_out, result)
 
 
+@bench_app.command("overload")
+@guarded
+def bench_overload_cmd(
+    cells: int = typer.Option(3000, min=3, max=3_000_000, help="population size behind the GET endpoint"),
+    shards: int = typer.Option(2, min=1, help="population shards"),
+    factor: float = typer.Option(5.0, min=1.0, max=100.0, help="offered load as a multiple of the measured capacity"),
+    rps: float | None = typer.Option(None, min=1.0, max=20_000.0, help="offered load, GETs/s (instead of --factor)"),
+    seconds: float = typer.Option(10.0, min=1.0, max=300.0, help="how long the overload lasts"),
+    timeout_s: float = typer.Option(10.0, "--timeout-s", min=0.5, max=120.0, help="the client's request time-out"),
+    front: str = typer.Option("nginx", help="nginx: the shedding front (slicing/serve/front.py) before Serve's "
+                                            "proxy, at 0.9 x the measured capacity; none: Serve's proxy alone"),
+    estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one first)"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Start the service on 127.0.0.1 (own local Ray) and offer single-cell GETs far above its capacity (open loop):
+    answers only 200 or 503 with Retry-After, none past the time-out, memory bounded, back to normal after."""
+    if front not in ("nginx", "none"):
+        raise typer.BadParameter(f"--front {front!r}: choose nginx or none")
+    from slicing.bench.overload import bench_overload
+    from slicing.serve.runner import LocalService, free_port
+
+    with LocalService(host="127.0.0.1", port=free_port(), cells=cells, shards=shards, period_s=900.0,
+                      estimator=estimator, log=console.print) as svc:
+        result = bench_overload(svc.base_url, svc.scenario.cells, rps=rps, factor=factor, seconds=seconds,
+                                timeout_s=timeout_s, front=front, log=console.print)
+    emit_json(json_out, result)
+
+
 @bench_app.command("export")
 @guarded
 def bench_export_cmd(

@@ -8,7 +8,8 @@ import typer
 from slicing.cli import app
 
 DOCUMENTED = {
-    "collect": None, "train-estimator": None, "evaluate": None, "bench": {"rl", "microopt", "serve", "export"},
+    "collect": None, "train-estimator": None, "evaluate": None,
+    "bench": {"rl", "microopt", "serve", "export", "overload"},
     "train-rl": None, "demo": None, "tune": None, "experiment": {"safety", "imitation", "transfer", "microopt", "twin"},
     "agents": {"list", "register"}, "models": {"push", "list", "activate"},
     "transfer": None, "serve": None,
