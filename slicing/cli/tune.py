@@ -28,9 +28,13 @@ def tune(
     storage_path: Path | None = typer.Option(None, "--storage-path", help="Tune's folder (default: the file's, "
                                                                           "out/tune)"),
     overrides: SetOpt = None,
+    address: str | None = typer.Option(None, "--address", help="a running Ray cluster ('auto', host:port); default: "
+                                                               "RAY_ADDRESS (set in a `ray job submit` job), else an "
+                                                               "embedded local Ray"),
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a Ray Tune sweep (estimator, IDLA or SAC hyperparameters) on local Ray; write the best configuration.
+    """Run a Ray Tune sweep (estimator, IDLA or SAC hyperparameters) on local Ray or a cluster (--address, or as a
+    Ray job); write the best configuration.
 
     --set adds scenario overrides to the file's. Prints the trials sorted by the metric and writes
     <storage_path>/<name>/best_config.yaml.
@@ -42,7 +46,7 @@ def tune(
     sweep = load_sweep(file, num_samples=num_samples, storage_path=storage_path, extra_overrides=overrides)
     sweep_scenario(sweep)  # bad scenario keys fail before Ray starts
     try:
-        with local_ray(), progress_bar() as bar:
+        with local_ray(address=address), progress_bar() as bar:
             task = bar.add_task(f"tune {sweep.name}", total=sweep.num_samples)
             result = run_sweep(sweep, log=console.print, on_trial_done=lambda k: bar.update(task, completed=k))
     except SweepFailed as err:

@@ -76,6 +76,9 @@ class TrainSettings(Strict):
                                                                      "algorithm)")
     env_config: dict[str, Any] = Field(default_factory=dict, description="extra env config keys (validated by the "
                                                                          "env class's config model)")
+    num_env_runners: int = Field(default=0, ge=0, le=256, description="remote RLlib EnvRunner actors sampling in "
+                                                                      "parallel, spread over the cluster's nodes "
+                                                                      "(0: the driver samples)")
 
     @field_validator("hidden")
     @classmethod

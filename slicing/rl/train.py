@@ -88,7 +88,7 @@ def build_config(scenario: Scenario, s: TrainSettings, env: type[CellSlicingEnv]
     config = (
         config.environment(env, env_config=env_config, normalize_actions=True, clip_actions=False)
         .framework("torch")
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=1)
+        .env_runners(num_env_runners=s.num_env_runners, num_envs_per_env_runner=1)
         .multi_agent(policies=set(modules), policy_mapping_fn=mapping_fn, count_steps_by="agent_steps")
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={m: RLModuleSpec() for m in modules}),
                    model_config=DefaultModelConfig(fcnet_hiddens=list(s.hidden), fcnet_activation="relu"))

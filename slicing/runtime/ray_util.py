@@ -33,21 +33,28 @@ def loopback_ray() -> None:
         constants.ENABLE_RAY_CLUSTER = os.environ[LOOPBACK_SWITCH].lower() in ("1", "true")
 
 
-def ensure_ray(num_cpus: int = 2) -> bool:
-    """Start a local Ray (loopback, no dashboard) unless one is running; True if this call started it."""
-    loopback_ray()
+def ensure_ray(num_cpus: int = 2, address: str | None = None) -> bool:
+    """Connect to Ray unless this process already is: to ``address`` (``auto``, ``host:port``) when given, else to
+    the cluster ``RAY_ADDRESS`` names (set by ``ray job submit`` in a job's driver), else start a local Ray
+    (loopback, no dashboard). True if this call connected or started it."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is None or address == "local":
+        loopback_ray()
     import ray
 
     if ray.is_initialized():
         return False
-    ray.init(address="local", include_dashboard=False, num_cpus=num_cpus, log_to_driver=False)
+    if address is None or address == "local":
+        ray.init(address="local", include_dashboard=False, num_cpus=num_cpus, log_to_driver=False)
+    else:  # a cluster: its resources are its own; the job's logs are the driver's, so workers' lines go there too
+        ray.init(address=address)
     return True
 
 
 @contextmanager
-def local_ray(num_cpus: int = 2) -> Iterator[None]:
-    """``ensure_ray`` for the duration of a block; shuts Ray down after only if the block started it."""
-    started = ensure_ray(num_cpus)
+def local_ray(num_cpus: int = 2, address: str | None = None) -> Iterator[None]:
+    """``ensure_ray`` for the duration of a block; disconnects after only if the block connected."""
+    started = ensure_ray(num_cpus, address)
     try:
         yield
     finally:

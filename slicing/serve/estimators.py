@@ -165,10 +165,10 @@ class Estimators:
 
     def _refresh_rl(self) -> None:
         """Follow the population's active RL checkpoint (a push or a roll back) when it has one."""
-        version = self.population.ready_rl_version()
-        if version is None or (self.rl_policy is not None and version == self.rl_policy.version):
-            return
-        try:
+        try:  # never lets a failure here stop the estimator's refresh loop
+            version = self.population.ready_rl_version()
+            if version is None or (self.rl_policy is not None and version == self.rl_policy.version):
+                return
             from slicing.rl.inference import policy_from_archive
 
             policy = policy_from_archive(self.population.rl_archive())

@@ -37,7 +37,8 @@ def _wait(cond, timeout_s: float = 30.0) -> None:
 
 
 class FakePopulation:
-    """The two calls the loader makes, answering with real estimators' payloads; ``model`` can be swapped."""
+    """The two estimator calls the loader makes, answering with real estimators' payloads; ``model`` can be swapped.
+    It has no RL calls: the loader's RL refresh fails on it every time, and the estimator refresh must go on."""
 
     def __init__(self, model: QosEstimator) -> None:
         self.model = model
