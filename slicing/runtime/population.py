@@ -181,6 +181,7 @@ class Population:
             if stored is not None:
                 model = stored
         self._lock = threading.RLock()
+        self._a1_lock = threading.Lock()  # the policies only: a PUT or a read never waits for a running period
         self._policies: dict[str, dict[str, Any]] = {}  # id -> {policy, created_at, updated_at, effective_period}
         self._a1_sent: str | None = None  # the policy-set version the shards hold
         self._sla: dict[str, dict[str, Any]] = {}  # id -> the shards' reports of the last period, summed
@@ -294,14 +295,16 @@ class Population:
             t1 = time.perf_counter()
             steps = self._get([self._call(s, "step", p, h, kpis) for s, h in zip(self.shards, halos, strict=True)])
             t2 = time.perf_counter()
-            version, bodies = self._a1_set()
+            with self._a1_lock:
+                version, bodies = self._a1_set()
             policies = None if version == self._a1_sent else (version, bodies)
             allocs = self._get([self._call(s, "allocate", p + 1, self._estimator, policies, self._rl)
                                 for s in self.shards])
             t3 = time.perf_counter()
             self._period = p + 1
             self._a1_sent = version
-            self._sla_report(p + 1, bodies, steps, allocs)
+            with self._a1_lock:
+                self._sla_report(p + 1, bodies, steps, allocs)
             self._hold()
             cells = np.array([st["cells"] for st in steps])
             out = {"period": p, "halo_s": t1 - t0, "step_s": t2 - t1, "allocate_s": t3 - t2, "round_s": t3 - t0,
@@ -484,7 +487,9 @@ class Population:
 
     def _sla_report(self, period: int, bodies: dict[str, dict], steps: list[dict], allocs: list[dict]) -> None:
         """Sum the shards' per-policy reports; mark the policies the allocation of ``period`` was the first under."""
-        fresh = [pid for pid in bodies if self._policies[pid]["effective_period"] is None]
+        # a policy changed or deleted while this period ran was not what the shards got: it waits for the next
+        fresh = [pid for pid, body in bodies.items() if pid in self._policies
+                 and self._policies[pid]["policy"] == body and self._policies[pid]["effective_period"] is None]
         for pid in fresh:
             self._policies[pid]["effective_period"] = period
         if fresh:
@@ -492,6 +497,8 @@ class Population:
         sla: dict[str, dict[str, Any]] = {}
         for a in allocs:
             for pid, e in (a.get("sla") or {}).items():
+                if pid not in self._policies:  # deleted meanwhile
+                    continue
                 acc = sla.setdefault(pid, {"period": period, "cells": 0, "active": 0, "n_infeasible": 0,
                                            "infeasible": [], "measured": None})
                 acc["cells"] += e["cells"]
@@ -501,7 +508,9 @@ class Population:
                 acc["infeasible"] = (acc["infeasible"] + e["infeasible"])[:a1.MAX_LISTED_CELLS]
         for st in steps:
             for pid, m in (st.get("sla") or {}).items():
-                if pid in sla and self._policies[pid]["effective_period"] <= m["period"]:
+                rec = self._policies.get(pid)
+                if pid in sla and rec is not None and rec["effective_period"] is not None \
+                        and rec["effective_period"] <= m["period"]:
                     acc = sla[pid]["measured"] or {"period": m["period"], "active": 0, "satisfied": 0}
                     acc["active"] += m["active"]
                     acc["satisfied"] += m["satisfied"]
@@ -517,7 +526,7 @@ class Population:
             raise FieldError(("policyId",), f"must match {a1.POLICY_ID_PATTERN}, got {policy_id!r}")
         policy = a1.parse_policy(body)
         a1.check_scope(policy, self.scenario)
-        with self._lock:
+        with self._a1_lock:
             held = {pid: a1.parse_policy(rec["policy"]) for pid, rec in self._policies.items()}
             other = a1.conflict(held, policy_id, policy)
             if other is not None:
@@ -537,7 +546,7 @@ class Population:
 
     def delete_policy(self, policy_id: str) -> None:
         """Remove an A1 policy; its cells go back to the catalogue's requirements from the next period."""
-        with self._lock:
+        with self._a1_lock:
             if policy_id not in self._policies:
                 raise UnknownPolicy(f"policy {policy_id!r} is not held; held: {sorted(self._policies)}")
             del self._policies[policy_id]
@@ -545,11 +554,13 @@ class Population:
             self._a1_store()
 
     def policy_ids(self) -> list[str]:
-        return sorted(self._policies)
+        with self._a1_lock:  # the actor is threaded: a PUT may change the dict meanwhile
+            return sorted(self._policies)
 
     def policy(self, policy_id: str) -> dict:
         """The body of a held policy (as stored: validated, without nulls)."""
-        rec = self._policies.get(policy_id)
+        with self._a1_lock:
+            rec = self._policies.get(policy_id)
         if rec is None:
             raise UnknownPolicy(f"policy {policy_id!r} is not held; held: {sorted(self._policies)}")
         return rec["policy"]
@@ -559,7 +570,7 @@ class Population:
         guide): pending until a period was allocated under it; SCOPE_NOT_APPLICABLE when its slice is active in
         none of its cells; STATEMENT_NOT_APPLICABLE when the scheme does not take requirements, or when it is
         infeasible in some cells; else ENFORCED."""
-        with self._lock:
+        with self._a1_lock:
             rec = self._policies.get(policy_id)
             if rec is None:
                 raise UnknownPolicy(f"policy {policy_id!r} is not held; held: {sorted(self._policies)}")
