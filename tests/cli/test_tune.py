@@ -22,9 +22,17 @@ def sweeps(monkeypatch) -> list:
         seen.append(sweep)
         raise run.SweepFailed(f"{sweep.name}: no trial reported {sweep.metric}")
 
+    def no_ray(num_cpus: int = 2, address: str | None = None):
+        ADDRESSES.append(address)
+        return contextlib.nullcontext()
+
+    ADDRESSES.clear()
     monkeypatch.setattr(run, "run_sweep", failing_sweep)
-    monkeypatch.setattr("slicing.runtime.ray_util.local_ray", contextlib.nullcontext)
+    monkeypatch.setattr("slicing.runtime.ray_util.local_ray", no_ray)
     return seen
+
+
+ADDRESSES: list = []  # the Ray address each `slicing tune` asked for (None: RAY_ADDRESS, else an embedded Ray)
 
 
 def test_flags_replace_the_files_values_and_a_failed_sweep_exits_1(sweeps, tmp_path):
@@ -35,6 +43,9 @@ def test_flags_replace_the_files_values_and_a_failed_sweep_exits_1(sweeps, tmp_p
     (sweep,) = sweeps
     assert sweep.num_samples == 3 and sweep.storage_path == tmp_path
     assert sweep.overrides[-1] == "seed=5" and "steps=600" in sweep.overrides  # appended to the file's
+    assert ADDRESSES == [None]
+    res = runner.invoke(app, ["tune", "tune_configs/estimator.yaml", "--address", "127.0.0.1:6379"])
+    assert res.exit_code == 1 and ADDRESSES == [None, "127.0.0.1:6379"]  # a cluster's address goes to Ray
 
 
 def test_bad_input_fails_before_the_sweep_with_exit_2(sweeps, tmp_path):
