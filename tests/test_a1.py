@@ -122,7 +122,7 @@ def test_population_applies_reports_keeps_and_drops_policies(scenario, model, tm
     pop = Population(scenario, 2, "idla", model, storage=store, in_process=True)
     for _ in range(6):
         pop.run_period()
-    gold = policy(cells=list(range(12)), maxDlThptPerUe=2500, slicePriority=4)
+    gold = policy(cells=list(range(12)), maxDlPacketDelayPerUe=40, slicePriority=4)
     assert pop.put_policy("gold", gold)["created"] is True
     assert pop.policy_status("gold")["enforceStatus"] == "NOT_ENFORCED"
     with pytest.raises(PolicyConflict, match="gold"):
@@ -146,7 +146,7 @@ def test_population_applies_reports_keeps_and_drops_policies(scenario, model, tm
     assert again.policy_ids() == ["gold"] and again.policy("gold") == gold
     assert again.policy_status("gold")["effectivePeriod"] == 7
     assert again.requirements(3)["01-000001"]["policy"] == "gold"
-    assert again.requirements(3)["01-000001"]["throughput_req_mbps"] == 2.5
+    assert again.requirements(3)["01-000001"]["delay_req_ms"] == 40.0
     again.run_period()
     assert again.policy_status("gold")["enforceStatus"] == "ENFORCED"
 
