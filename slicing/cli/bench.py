@@ -135,6 +135,29 @@ def bench_overload_cmd(
     emit_json(json_out, result)
 
 
+@bench_app.command("chaos")
+@guarded
+def bench_chaos_cmd(
+    cells: int = typer.Option(36, min=3, max=30_000, help="population size (rounded up to whole sites)"),
+    shards: int = typer.Option(3, min=2, max=12, help="population shards, spread over the nodes"),
+    faults: int = typer.Option(8, min=1, max=200, help="faults injected (each kind once in every block of four)"),
+    seed: int = typer.Option(0, help="seeds the fault order, the targets and the load"),
+    rps: float = typer.Option(20.0, min=1.0, max=500.0, help="steady request load, requests/s"),
+    period_s: float = typer.Option(2.0, "--period-s", min=0.5, max=60.0, help="the population's period"),
+    gap_s: float = typer.Option(3.0, "--gap-s", min=0.0, max=600.0, help="quiet time after each recovery"),
+    json_out: JsonOpt = False,
+) -> None:
+    """A 3-node cluster on 127.0.0.1 (head + 2 workers), the population and the HTTP service under a steady load,
+    while seeded faults hit it: a shard actor, a worker node, the population actor, a Serve replica. Reports lost
+    cells, acknowledged KPI records lost, failed requests and the recovery times."""
+    if shards * 3 > cells + 2:
+        raise typer.BadParameter(f"--shards {shards}: each shard needs a site (3 cells); --cells {cells} has "
+                                 f"{-(-cells // 3)} sites")
+    from slicing.bench.chaos import bench_chaos
+
+    emit_json(json_out, bench_chaos(cells, shards, faults, seed, rps, period_s, gap_s, log=console.print))
+
+
 @bench_app.command("export")
 @guarded
 def bench_export_cmd(

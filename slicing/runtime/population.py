@@ -261,18 +261,32 @@ class Population:
             raise unwrap(err, ValueError, KeyError) from None
 
     def _reconcile(self, infos: list[dict]) -> int:
-        """The population's period from the shards' (restored) states; finishes a round interrupted after step."""
+        """The population's period from the shards' (restored) states; finishes a round a crash cut short.
+
+        A shard's state is (simulated period, allocation period): (p, p) between rounds, (p + 1, p) after ``step(p)``,
+        (p + 1, p + 1) after ``allocate(p + 1)``. A crash of the driver mid-round can leave the shards in any of
+        these for one p: the ones behind step ``p`` (with the halo from before the step: ``cell_util(ids, p)``) and
+        allocate ``p + 1``, so the round ends as it would have without the crash."""
         states = {(i["period"], i["alloc_period"]) for i in infos}
-        if len(states) == 1:
-            sim_p, alloc_p = states.pop()
-            if sim_p == alloc_p:
-                return sim_p
-            if sim_p == alloc_p + 1:
-                self._get([self._call(s, "allocate", sim_p, self._estimator) for s in self.shards])
-                return sim_p
-        detail = ", ".join(f"{i['name']}: period {i['period']} / allocation {i['alloc_period']}" for i in infos)
-        raise RuntimeError(f"storage {self.storage}: the shards' checkpoints are from different periods ({detail}); "
-                           "use fresh=True or another storage path")
+        p = min(a for _, a in states)
+        if not states <= {(p, p), (p + 1, p), (p + 1, p + 1)}:
+            detail = ", ".join(f"{i['name']}: period {i['period']} / allocation {i['alloc_period']}" for i in infos)
+            raise RuntimeError(f"storage {self.storage}: the shards' checkpoints are from different rounds ({detail}); "
+                               "use fresh=True or another storage path")
+        if states == {(p, p)}:
+            return p
+        behind = [k for k, i in enumerate(infos) if i["period"] == p]
+        if behind:  # the step of round p reached some shards only
+            util = np.zeros(self._n)
+            if len(self.shards) > 1:
+                parts = self._get([self._call(s, "cell_util", ex, p) for s, ex in zip(self.shards, self._export,
+                                                                                      strict=True)])
+                for ex, values in zip(self._export, parts, strict=True):
+                    util[ex] = values
+            self._get([self._call(self.shards[k], "step", p, util[self._halo[k]]) for k in behind])
+        todo = [k for k, i in enumerate(infos) if i["alloc_period"] == p]
+        self._get([self._call(self.shards[k], "allocate", p + 1, self._estimator) for k in todo])
+        return p + 1
 
     # -- one period -----------------------------------------------------------------------------------------
     def run_period(self, kpis: bool = False) -> dict:
@@ -644,6 +658,12 @@ class Population:
         """{cell_id, period, model_version, scheme, slices: [{snssai, share}]}, from the owning shard."""
         cid = self._cell(cell_id)
         return self._get([self._call(self.shards[self.shard_of(cid)], "allocation", cid)])[0]
+
+    def history_of(self, cell_id: Any, snssai: str) -> dict[str, list[float]]:
+        """One (cell, slice)'s users and CQI history, oldest first, from the owning shard (what its next allocation
+        sees; an acknowledged KPI record is its newest entry until the next period)."""
+        cid = self._cell(cell_id)
+        return self._get([self._call(self.shards[self.shard_of(cid)], "history_of", cid, str(snssai))])[0]
 
     def allocations_array(self) -> np.ndarray:
         """[n_cells, S] current allocation of every cell."""

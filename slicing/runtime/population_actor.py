@@ -7,9 +7,15 @@ namespace ``"slicing"``. Its getters are methods (actor handles call methods, no
 ``allocations(period)`` and ``held_periods()`` (the last ``KEEP_PERIODS`` periods of every cell); the roll-out
 ``push_model(payload)``, ``push_rl_model(archive)``, ``activate_model(version)``, ``models()``, ``rl_version()``,
 ``rl_archive()``; the A1 policies ``put_policy(id, body)``,
-``delete_policy(id)``, ``policy_ids()``, ``policy(id)``, ``policy_status(id)``, ``requirements(cell_id)``; plus
+``delete_policy(id)``, ``policy_ids()``, ``policy(id)``, ``policy_status(id)``, ``requirements(cell_id)``;
+``history_of(cell_id, snssai)``, ``pid()``; plus
 ``run_period()``, ``run_periods_every(period_s)`` (a background thread advancing one period every ``period_s``
 seconds), ``stop()``, ``timings()``, ``last_error()``.
+
+With a storage path the actor is restartable (``max_restarts=-1``): killed, Ray starts it again with the same
+arguments, its ``Population`` restores the shards' checkpoints (its old shards died with it) and, if its period loop
+was running, starts the loop again (the loop's period is kept in the storage, object ``"period-loop"``). Calls
+made while it restarts fail (``RayActorError``) or wait; the HTTP service answers them 503 + ``Retry-After``.
 
 Reads (allocation, cell_ids, ...) do not wait for a running period: the population's lock is only taken by
 ``run_period``, ``ingest`` and ``set_estimator``, and shards answer reads from their last allocation.
@@ -30,10 +36,12 @@ import ray
 
 from slicing.config import Scenario
 from slicing.models.qos_estimator import QosEstimator, load_estimator
+from slicing.runtime.checkpoint import CheckpointStore
 from slicing.runtime.population import Population
 from slicing.runtime.ray_util import NAMESPACE, named_actor
 
 ACTOR_NAME = "slicing-population"
+LOOP_OBJECT = "period-loop"  # the storage object of the running period loop: {"period_s"} (a restart resumes it)
 _KEEP: list[Any] = []  # handles of the actors this process started
 
 
@@ -49,6 +57,14 @@ class PopulationService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: str | None = None
+        if self._store is not None and _reconstructed():  # restarted by Ray: go on as before the crash
+            loop = self._store.load(LOOP_OBJECT)
+            if loop is not None:
+                self.run_periods_every(float(loop["period_s"]))
+
+    @property
+    def _store(self) -> CheckpointStore | None:
+        return CheckpointStore(self.population.storage) if self.population.storage else None
 
     # -- driving --------------------------------------------------------------------------------------------
     def run_period(self) -> dict:
@@ -62,6 +78,8 @@ class PopulationService:
         if self._thread is not None and self._thread.is_alive():
             return False
         self._stop.clear()
+        if self._store is not None:
+            self._store.save(LOOP_OBJECT, {"period_s": float(period_s)})
         self._thread = threading.Thread(target=self._loop, args=(float(period_s),), daemon=True,
                                         name="population-periods")
         self._thread.start()
@@ -83,6 +101,8 @@ class PopulationService:
         """Stop the background loop (the current period finishes); True if it was running."""
         running = self._thread is not None and self._thread.is_alive()
         self._stop.set()
+        if self._store is not None:
+            self._store.delete(LOOP_OBJECT)
         if running:
             self._thread.join()
         return running
@@ -175,9 +195,23 @@ class PopulationService:
     def requirements(self, cell_id: int | str) -> dict:
         return self.population.requirements(cell_id)
 
+    def history_of(self, cell_id: int | str, snssai: str) -> dict[str, list[float]]:
+        return self.population.history_of(cell_id, snssai)
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
     def shutdown(self) -> None:
         self.stop()
         self.population.shutdown()
+
+
+def _reconstructed() -> bool:
+    """True in an actor that Ray has restarted after a failure."""
+    ctx = ray.get_runtime_context() if ray.is_initialized() else None
+    return bool(ctx is not None and ctx.get_actor_id() is not None and ctx.was_current_actor_reconstructed)
 
 
 # Threaded: HTTP reads run beside the background loop. It holds no CPU itself; its shards hold theirs.
@@ -186,13 +220,18 @@ PopulationActor = ray.remote(num_cpus=0, max_concurrency=16)(PopulationService)
 
 def start_population_actor(scenario: Scenario, shards: int = 1, scheme: str = "idla",
                            model: QosEstimator | dict | str | Path | None = None, storage: str | None = None,
-                           period_s: float | None = None, detached: bool = False, **population_kwargs: Any):
+                           period_s: float | None = None, detached: bool = False, max_restarts: int | None = None,
+                           **population_kwargs: Any):
     """Create the named actor (Ray must be initialised), wait until it is ready, optionally start its loop.
 
     The actor lives as long as the process that started it (``detached=True``: until killed); end it with
-    ``stop_population_actor()``.
+    ``stop_population_actor()``. ``max_restarts`` defaults to -1 (restart after any crash) with a ``storage``
+    and to 0 without one (a restart without checkpoints would start the network anew).
     """
-    options = {"name": ACTOR_NAME, "namespace": NAMESPACE, "lifetime": "detached" if detached else None}
+    if max_restarts is None:
+        max_restarts = -1 if storage else 0
+    options = {"name": ACTOR_NAME, "namespace": NAMESPACE, "lifetime": "detached" if detached else None,
+               "max_restarts": max_restarts}
     deadline = time.monotonic() + 10.0
     while True:
         try:

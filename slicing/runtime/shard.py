@@ -124,6 +124,7 @@ class CellShard:
         if scheme == "rl":
             self._model_version = getattr(self._scheme, "version", None)
         self._halo_util: np.ndarray | None = None  # last step's out-of-shard loads (rl observations)
+        self._util_before: np.ndarray | None = None  # [N] the cells' load before the last step (a re-run halo)
         self._store = CheckpointStore(storage) if storage else None
         self._fingerprint = scenario_fingerprint(scenario)
         self._last_step: dict | None = None
@@ -253,14 +254,21 @@ class CellShard:
             raise RuntimeError(f"{op}(period={period}): {self.name} is at simulated period {self.sim.period} with "
                                f"an allocation for period {self._snap.period}")
 
-    def cell_util(self, ids: np.ndarray | None = None) -> np.ndarray:
-        """[len(ids)] last-period PRB utilisation of global cell ``ids`` (default: all of this shard's cells)."""
+    def cell_util(self, ids: np.ndarray | None = None, period: int | None = None) -> np.ndarray:
+        """[len(ids)] last-period PRB utilisation of global cell ``ids`` (default: all of this shard's cells): what
+        ``step(period)`` takes as halo. With ``period`` given and this shard already past that step (a round cut
+        short by a crash, other shards not stepped), the load from before it."""
+        util = self.sim.cell_util
+        if period is not None and self.sim.period != period:
+            if self.sim.period != period + 1 or self._util_before is None:
+                raise ValueError(f"cell_util period {period}: {self.name} is at period {self.sim.period}")
+            util = self._util_before
         if ids is None:
-            return self.sim.cell_util.copy()
+            return util.copy()
         pos = np.asarray(ids, dtype=np.int64) - self.lo
         if len(pos) and (pos.min() < 0 or pos.max() >= self.hi - self.lo):
             raise ValueError(f"cell_util ids: outside {self.name}'s range [{self.lo}, {self.hi})")
-        return self.sim.cell_util[pos]
+        return util[pos]
 
     def halo_ids(self) -> np.ndarray:
         """[M] sorted global ids of the out-of-shard neighbours whose load ``step`` needs."""
@@ -273,6 +281,7 @@ class CellShard:
             if not (done and self.sim.period == period + 1):
                 self._expect("step", period, period, period)
                 t0 = time.perf_counter()
+                self._util_before = self.sim.cell_util.copy()
                 rep = self.sim.step(self._snap.shares, halo_util)
                 self._halo_util = None if halo_util is None else np.asarray(halo_util, dtype=np.float64).copy()
                 self.history.push(rep)
@@ -497,7 +506,8 @@ class CellShard:
                          "last_alloc": self._last_alloc,
                          "a1": {"version": self._a1_version, "policies": self._a1_policies}},
                 "sim": self.sim.state_dict(), "history": self.history.state_dict(),
-                "alloc": snap.shares, "last_good": self._last_good, "e2e": self._e2e_result}
+                "alloc": snap.shares, "last_good": self._last_good, "e2e": self._e2e_result,
+                "util_before": self._util_before}
 
     def load_state(self, state: dict[str, Any]) -> None:
         meta = state["meta"]
@@ -519,6 +529,8 @@ class CellShard:
         if held.get("version") is not None:
             self.set_policies(held["version"], held.get("policies") or {})
         self._e2e_result = state.get("e2e")
+        before = state.get("util_before")
+        self._util_before = None if before is None else np.asarray(before, dtype=np.float64)
 
     def checkpoint(self) -> str | None:
         """Write the full state to the storage (if any); returns the object's path."""

@@ -87,8 +87,8 @@ def replica_env() -> dict[str, str]:
 
 
 def deploy_app(settings: dict[str, Any] | None = None, num_cpus: float = 0.0, name: str = APP_NAME,
-               env: dict[str, str] | None = None) -> None:
-    """``serve.run`` the ingress ``INGRESS`` (Serve must be started); returns once the replica is up."""
+               env: dict[str, str] | None = None, num_replicas: int = 1) -> None:
+    """``serve.run`` the ingress ``INGRESS`` (Serve must be started); returns once its replicas are up."""
     from ray import serve
 
     module, _, attr = INGRESS.partition(":")
@@ -97,7 +97,8 @@ def deploy_app(settings: dict[str, Any] | None = None, num_cpus: float = 0.0, na
     env = replica_env() if env is None else env
     if env:
         options["runtime_env"] = {"env_vars": env}
-    serve.run(ingress.options(ray_actor_options=options).bind(settings or {}), name=name, route_prefix="/")
+    serve.run(ingress.options(ray_actor_options=options, num_replicas=num_replicas).bind(settings or {}), name=name,
+              route_prefix="/")
 
 
 class LocalService:

@@ -9,7 +9,7 @@ from slicing.cli import app
 
 DOCUMENTED = {
     "collect": None, "train-estimator": None, "evaluate": None,
-    "bench": {"rl", "microopt", "serve", "export", "overload"},
+    "bench": {"rl", "microopt", "serve", "export", "overload", "chaos"},
     "train-rl": None, "demo": None, "tune": None, "experiment": {"safety", "imitation", "transfer", "microopt", "twin"},
     "agents": {"list", "register"}, "models": {"push", "list", "activate"},
     "transfer": None, "serve": None,

@@ -42,6 +42,39 @@ def test_restart_from_checkpoint_continues_identically(tmp_path, scenario, model
         Population(scenario, 2, "traffic", None, str(tmp_path), in_process=True)
 
 
+@pytest.mark.parametrize("cut", ["step reached shard 0 only", "allocate reached shard 0 only", "step done"])
+def test_a_driver_killed_mid_round_is_finished_by_the_next_one(tmp_path, scenario, model, reference, cut):
+    """The population actor died during a round: some shards stepped (or allocated) and checkpointed, the others
+    not. A new driver on the same storage finishes that round as it would have run, then goes on bit-identically."""
+    first = Population(scenario, 3, "idla", model, str(tmp_path), in_process=True)
+    run_and_compare(first, reference, 0, 5, "before the crash")
+    util = np.zeros(scenario.cells)  # what run_period does for round 5, cut short by the crash
+    for shard, ex in zip(first.shards, first._export, strict=True):
+        util[ex] = shard.cell_util(ex)
+    reached = first.shards[:1] if cut == "step reached shard 0 only" else first.shards
+    for k, shard in enumerate(first.shards):
+        if shard in reached:
+            shard.step(5, util[first._halo[k]])
+    if cut == "allocate reached shard 0 only":
+        first.shards[0].allocate(6, first._estimator)
+    again = Population(scenario, 3, "idla", model, str(tmp_path), in_process=True)  # the restarted driver
+    assert again.period() == 6 and {(i["period"], i["alloc_period"]) for i in again.shard_info()} == {(6, 6)}
+    assert np.array_equal(again.allocations_array(), reference[5][0])  # round 5 as the undisturbed run ended it
+    run_and_compare(again, reference, 6, PERIODS, f"after the crash ({cut})")
+
+
+def test_checkpoints_from_rounds_apart_are_refused(tmp_path, scenario, model):
+    first = Population(scenario, 2, "idla", model, str(tmp_path), in_process=True)
+    for _ in range(3):
+        first.run_period()
+    stale = CheckpointStore(str(tmp_path)).load(first.shards[0].name)
+    first.run_period()
+    first.run_period()
+    CheckpointStore(str(tmp_path)).save(first.shards[0].name, stale)  # shard 0 two rounds behind shard 1
+    with pytest.raises(RuntimeError, match="different rounds"):
+        Population(scenario, 2, "idla", model, str(tmp_path), in_process=True)
+
+
 def test_killed_shard_restores_and_run_continues(ray_session, tmp_path, scenario, model, reference):
     import ray
 
