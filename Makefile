@@ -1,6 +1,7 @@
 # make demo  - the main job on an embedded local Ray (creates .venv on first use)
 # make test  - the test suite (what CI runs)
 # make bench - the 100k-cell benchmarks (long; not part of the tests)
+# make reproduce - every paper's headline beside ours, one report (quick budget, ~15 min)
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
@@ -36,6 +37,15 @@ system-deps:
 
 bench: $(VENV_STAMP)
 	.venv/bin/slicing bench --cells 100000 --json
+
+# every paper's headline over 3 seeds, one report (out/reproduce/report.html): the quick budget (about 15 min on
+# 2 cores); reproduce-full runs the paper-length settings (hours)
+.PHONY: reproduce reproduce-full
+reproduce: $(VENV_STAMP)
+	PYTHONHASHSEED=0 .venv/bin/slicing reproduce all --quick --out out/reproduce --json
+
+reproduce-full: $(VENV_STAMP)
+	PYTHONHASHSEED=0 .venv/bin/slicing reproduce all --out out/reproduce-full --json
 
 evaluate: $(VENV_STAMP)
 	.venv/bin/slicing evaluate --scenario scenarios/idla.yaml --out out/idla --json

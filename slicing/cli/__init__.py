@@ -14,6 +14,7 @@ from slicing.cli import (  # noqa: F401 - register commands
     evaluate,
     experiment,
     models,
+    reproduce,
     rl,
     serve,
     tune,

@@ -172,6 +172,8 @@ def part_train(s: TwinSettings, out: Path, progress: Progress | None) -> dict[st
         "final_reward": {arm: _mean_std([np.mean(curves[arm][sd][-tail:]) for sd in s.seeds])
                          for arm in curves},
         "final_utility": {arm: _mean_std([np.mean(utils[arm][sd][-tail:]) for sd in s.seeds]) for arm in utils},
+        "final_reward_per_seed": {arm: [round(float(np.mean(curves[arm][sd][-tail:])), 4) for sd in s.seeds]
+                                  for arm in curves},
         "twin_fidelity": twin_fidelity,
         "steps_per_round": s.steps_per_round, "rounds": s.rounds, "twin_steps": s.twin_steps, "zeta": s.zeta,
         "seeds": list(s.seeds), "arm_wall_s": wall, "figures": figures,
@@ -268,7 +270,9 @@ def part_offline(s: TwinSettings, out: Path, progress: Progress | None) -> dict[
     summary = {arm: {k: _mean_std([r[k] for r in rs]) for k in ("reward", "utility")} for arm, rs in results.items()}
     figures = plots.offline_curves(losses, summary, out)
     return {"algo": s.algo, "offline": summary, "twin_better": summary["twin"]["reward"]["mean"] >
-            summary["plain"]["reward"]["mean"], "upsilon": s.upsilon, "epochs": s.offline_epochs,
+            summary["plain"]["reward"]["mean"],
+            "offline_per_seed": {arm: [round(float(r["reward"]), 4) for r in rs] for arm, rs in results.items()},
+            "upsilon": s.upsilon, "epochs": s.offline_epochs,
             "dataset": len(data), "agent2_twin_steps": s.twin_steps * s.rounds,
             "twin_fidelity": ({k: round(float(np.mean([f[k] for f in fidelity])), 4) for k in fidelity[0]}
                               if fidelity else {"twin_file": s.twin}),

@@ -1,0 +1,100 @@
+"""`slicing reproduce`: the claims' arithmetic, the report (every figure inside the HTML), and the whole command at
+the tiny budget in its own process (every paper's experiment for real, seconds each)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slicing.experiments.reproduce import PAPERS, Claim, Figure, Paper, PaperResult, judge, reproduce, spread
+from slicing.experiments.reproduce_report import write_report
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==")
+
+
+def test_spread_is_mean_and_sample_std_of_the_defined_values():
+    s = spread([1.0, 2.0, 3.0, None])
+    assert s == {"mean": 2.0, "std": 1.0, "n": 3, "undefined": 1}
+    assert spread([None, None])["mean"] is None
+    assert spread([0.5]) == {"mean": 0.5, "std": 0.0, "n": 1, "undefined": 0}
+
+
+def test_a_claim_holds_on_the_mean_and_counts_the_seeds_that_hold_it():
+    claim = Claim("x falls", "-0.3", "Fig. 1", lambda r: r["x"], lambda v: v < 0)
+    row = judge(claim, [{"x": -0.3}, {"x": 0.1}, {"x": -0.1}])
+    assert row["holds"] is True and row["seeds_holding"] == 2 and row["seeds"] == 3
+    assert row["ours_mean"] == pytest.approx(-0.1) and row["ours"].startswith("-0.1 ± 0.2")
+    assert judge(claim, [{"x": 0.2}, {"x": 0.4}])["holds"] is False
+    never = judge(Claim("t", "1", "", lambda r: None, lambda v: True), [{}, {}])
+    assert never["holds"] is False and never["ours"] == "not reached"
+
+
+def test_every_paper_has_claims_figures_and_settings_for_each_budget():
+    assert list(PAPERS) == ["idla", "tl", "safety", "imitation", "microopt", "twin"]
+    for paper in PAPERS.values():
+        assert paper.claims and paper.figures and paper.title
+        for budget in ("tiny", "quick", "full"):
+            assert paper.settings(budget)
+
+
+def test_bad_arguments_name_the_field(tmp_path):
+    with pytest.raises(ValueError, match="paper: unknown"):
+        reproduce(["nope"], [0], "tiny", tmp_path)
+    with pytest.raises(ValueError, match="budget"):
+        reproduce(["idla"], [0], "huge", tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seeds"):
+        reproduce(["idla"], [1, 1], "tiny", tmp_path)
+
+
+def test_the_report_holds_every_figure_and_every_claim(tmp_path):
+    figs = []
+    for name in ("a", "b"):
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        figs.append(tmp_path / "runs" / f"{name}.png")
+        figs[-1].write_bytes(PNG)
+    paper = Paper("demo", "A demo paper", run=lambda *a: {}, settings=lambda b: {"steps": 10},
+                  claims=(Claim("it rises", "> 0", "Fig. 2", lambda r: r["v"], lambda v: v > 0),),
+                  figures=(Figure("a", "Fig. 2: rises"), Figure("b", "Fig. 3: falls")), note="a note")
+    rows = [judge(paper.claims[0], [{"v": 1.0}, {"v": 2.0}, {"v": -1.0}])]
+    result = PaperResult("demo", rows, [{"path": str(f), "mirrors": m.mirrors} for f, m in zip(figs, paper.figures,
+                                                                                                strict=True)],
+                         {"steps": 10}, [0, 1, 2], 1.5)
+    out = tmp_path / "report"
+    out.mkdir()
+    paths = write_report({"demo": result}, {"demo": paper}, "quick", out, 2.0)
+    page = paths["html"].read_text()
+    assert page.count("data:image/png;base64,") == 3  # the overview and both figures, inside the page
+    assert "Fig. 3: falls" in page and "it rises" in page and "yes (2/3 seeds)" in page
+    md = paths["markdown"].read_text()
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (out / link).is_file(), link
+    assert json.loads((out / "summary.json").read_text())["demo"]["claims"][0]["holds"] is True
+
+
+def test_reproduce_all_at_the_tiny_budget_writes_one_report_with_every_figure(tmp_path):
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    cli = str(Path(sys.executable).parent / "slicing")
+    proc = subprocess.run([cli, "reproduce", "all", "--budget", "tiny", "--seeds", "0", "--out", str(tmp_path),
+                           "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(res["papers"]) == set(PAPERS)
+    page = Path(res["report"]).read_text()
+    for name, paper in res["papers"].items():
+        assert len(paper["claims"]) == len(PAPERS[name].claims)
+        assert all({"claim", "paper", "ours", "holds"} <= set(c) for c in paper["claims"])
+        assert len(paper["figures"]) == len(PAPERS[name].figures), name  # every figure the paper promises
+        for fig in paper["figures"]:
+            assert Path(fig["path"]).is_file()
+            encoded = base64.b64encode(Path(fig["path"]).read_bytes()).decode()
+            assert encoded in page, f"{name}: {fig['path']} is not in the HTML"
+    assert Path(res["markdown"]).is_file() and res["budget"] == "tiny"
