@@ -32,6 +32,8 @@ def evaluate(
                                      "minutes at full length)"),
     steps: int | None = typer.Option(None, min=20, help="rescale the whole run to this many periods"),
     out: Path | None = OutOpt,
+    diagnose: bool = typer.Option(False, "--diagnose", help="add the satisfaction breakdown: P(r >= theta) for "
+                                                            "several theta, shortfalls, per slice (docs/idla.md)"),
     json_out: JsonOpt = False,
 ) -> None:
     """Run the IDLA paper's protocol (H0 collect, train, H1 allocate, H2 slice added) and compare schemes."""
@@ -59,6 +61,15 @@ def evaluate(
         result = _evaluate_with_progress(sc, names, run_evaluation, phase_bounds)
     summary = result.summary()
     console.print(comparison_table(summary))
+    if diagnose:
+        from slicing.experiments.idla_diagnose import satisfaction_breakdown
+
+        summary["diagnosis"] = satisfaction_breakdown(result)
+        for name, phases in summary["diagnosis"].items():
+            for phase, d in phases.items():
+                console.print(f"{name} {phase}: P(r >= theta) {d['p_at_least']}, unsatisfied shortfall median "
+                              f"{d['shortfall']['median']}, per slice "
+                              f"{ {k: v['p_satisfied'] for k, v in d['per_slice'].items()} }")
     if out is not None:
         from slicing.experiments.idla_plots import write_plots
 

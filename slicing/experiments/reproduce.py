@@ -139,7 +139,7 @@ IDLA_SCHEMES = ["idla", "traffic", "equal", "oracle"]
 
 
 def _idla_settings(budget: Budget) -> dict[str, Any]:
-    return {"tiny": {"steps": 150, "estimator.epochs": 6}, "quick": {"steps": 600, "estimator.epochs": 20},
+    return {"tiny": {"steps": 150, "estimator.epochs": 6}, "quick": {"steps": 5000, "estimator.epochs": 40},
             "full": {"steps": "scenario (5000)", "estimator.epochs": "scenario (100)"}}[budget] | {
         "scenario": "scenarios/idla.yaml (12 sites, 36 cells, 2.6 GHz / 20 MHz)", "schemes": IDLA_SCHEMES}
 
@@ -180,8 +180,10 @@ IDLA = Paper(
               "Fig. 5, Sec. V-C",
               lambda r: r["schemes"]["idla"]["H2"]["p_satisfied"] - r["schemes"]["idla"]["H1"]["p_satisfied"],
               lambda v: v < 0),
-        Claim("IDLA's P(QoS satisfied) in H1 (slices 1, 2, 4)", "0.973", "Fig. 5",
-              lambda r: r["schemes"]["idla"]["H1"]["p_satisfied"], lambda v: v >= 0.9),
+        Claim("IDLA's P(QoS satisfied) in H1, slices 1, 2, 4 (holds: within 0.05 of the paper's level)", "0.973",
+              "Fig. 5", lambda r: r["schemes"]["idla"]["H1"]["p_satisfied"], lambda v: abs(v - 0.973) <= 0.05),
+        Claim("IDLA's P(QoS satisfied) in H2, slice 3 added (holds: within 0.05 of the paper's level)", "0.629",
+              "Fig. 5", lambda r: r["schemes"]["idla"]["H2"]["p_satisfied"], lambda v: abs(v - 0.629) <= 0.05),
         Claim("IDLA has the highest P(QoS satisfied) in H1: IDLA minus the best other scheme", "> 0 (IDLA highest)",
               "Fig. 5", lambda r: r["schemes"]["idla"]["H1"]["p_satisfied"] - _best_other(r, "H1"),
               lambda v: v >= 0),
@@ -263,7 +265,7 @@ TL = Paper(
 
 def _safety_settings(budget: Budget) -> dict[str, Any]:
     return {"tiny": {"cells": 3, "iterations": 4, "warmup": 2, "refit_every": 1, "eval_days": 1},
-            "quick": {"cells": 6, "iterations": 14, "warmup": 3, "refit_every": 2, "eval_days": 2},
+            "quick": {"cells": 6, "iterations": 30, "warmup": 3, "refit_every": 3, "eval_days": 3},
             "full": {"cells": 12, "iterations": 100, "warmup": 5, "refit_every": 5, "eval_days": 5}}[budget] | {
         "scenario": "idla.yaml at traffic.load_scale=0.4"}
 
@@ -299,7 +301,7 @@ SAFETY = Paper(
 
 def _imitation_settings(budget: Budget) -> dict[str, Any]:
     return {"tiny": {"cells": 3, "days": 1, "episode_len": 16, "bc_iterations": 3, "iterations": 1, "early": 1},
-            "quick": {"cells": 6, "days": 3, "episode_len": 48, "bc_iterations": 60, "iterations": 4, "early": 2},
+            "quick": {"cells": 6, "days": 4, "episode_len": 96, "bc_iterations": 100, "iterations": 6, "early": 2},
             "full": {"cells": None, "days": 10, "episode_len": 96, "bc_iterations": 200, "iterations": 12,
                      "early": 3}}[budget]
 
@@ -388,7 +390,7 @@ def _twin_settings(budget: Budget) -> dict[str, Any]:
     return {"tiny": {"rounds": 2, "steps_per_round": 8, "twin_steps": 8, "learning_starts": 4, "twin_updates": 2,
                      "eval_steps": 3, "hidden": (16, 16), "twin_hidden": 8, "twin_seq_len": 2,
                      "offline_transitions": 32, "offline_epochs": 2},
-            "quick": {"rounds": 8, "steps_per_round": 60, "twin_steps": 60, "learning_starts": 30,
+            "quick": {"rounds": 12, "steps_per_round": 60, "twin_steps": 60, "learning_starts": 30,
                       "twin_updates": 30, "eval_steps": 60, "hidden": (64, 64), "twin_hidden": 16, "twin_seq_len": 4,
                       "epsilon_steps": 300, "offline_transitions": 300, "offline_epochs": 20},
             "full": {"rounds": 30, "steps_per_round": 200, "twin_steps": 400, "twin_updates": 300,

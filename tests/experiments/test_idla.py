@@ -59,3 +59,25 @@ def test_estimator_learns_the_share_dependence_from_a_short_h0():
     assert (f[:, 0] < 0.5).mean() > 0.8
     assert (f[:, -1] > 0.9).mean() > 0.9  # the whole cell satisfies a slice
     assert np.mean(np.diff(f, axis=1) >= -0.02) > 0.95  # (nearly) monotone in the share
+
+
+def test_the_satisfaction_breakdown_counts_thresholds_shortfalls_and_slices():
+    from types import SimpleNamespace
+
+    from slicing.experiments.idla import Trace
+    from slicing.experiments.idla_diagnose import satisfaction_breakdown
+
+    tr = Trace()
+    mask = np.array([[True, True, False]])  # one cell, slices 1 and 2 active
+    for r in ([1.0, 0.96], [1.0, 0.5], [0.999, 0.92], [1.0, 1.0]):  # 2 periods of H1, then 2 of H2
+        tr.r.append(np.array([r + [0.0]]))
+        tr.mask.append(mask)
+        tr.share_sum.append(np.ones(1))
+    sc = SimpleNamespace(slices=[SimpleNamespace(id=1), SimpleNamespace(id=2), SimpleNamespace(id=3)])
+    res = SimpleNamespace(h0_end=10, h1_end=12, scenario=sc, traces={"x": tr})
+    d = satisfaction_breakdown(res)["x"]  # type: ignore[arg-type]
+    assert d["H1"]["p_at_least"] == {"0.9": 0.75, "0.95": 0.75, "0.99": 0.5, "0.999": 0.5}
+    assert d["H1"]["shortfall"] == {"unsatisfied": 0.5, "median": pytest.approx(0.27), "p90": pytest.approx(0.454)}
+    assert d["H1"]["per_slice"] == {"1": {"p_satisfied": 1.0, "mean_r": 1.0, "samples": 2},
+                                    "2": {"p_satisfied": 0.0, "mean_r": 0.73, "samples": 2}}
+    assert d["H2"]["p_at_least"]["0.999"] == 0.75 and "3" not in d["H2"]["per_slice"]  # slice 3 never active

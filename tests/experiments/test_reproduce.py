@@ -17,7 +17,8 @@ from slicing.experiments.reproduce import PAPERS, Claim, Figure, Paper, PaperRes
 from slicing.experiments.reproduce_report import write_report
 
 ROOT = Path(__file__).resolve().parents[2]
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==")
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5Er"
+                       "kJggg==")  # a 1x1 PNG
 
 
 def test_spread_is_mean_and_sample_std_of_the_defined_values():
