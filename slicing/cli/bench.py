@@ -145,6 +145,8 @@ def bench_chaos_cmd(
     rps: float = typer.Option(20.0, min=1.0, max=500.0, help="steady request load, requests/s"),
     period_s: float = typer.Option(2.0, "--period-s", min=0.5, max=60.0, help="the population's period"),
     gap_s: float = typer.Option(3.0, "--gap-s", min=0.0, max=600.0, help="quiet time after each recovery"),
+    front: str = typer.Option("nginx", help="nginx: the front as deployed (reads that hit a dying replica are "
+                                            "retried once); none: Serve's proxy alone"),
     json_out: JsonOpt = False,
 ) -> None:
     """A 3-node cluster on 127.0.0.1 (head + 2 workers), the population and the HTTP service under a steady load,
@@ -153,9 +155,11 @@ def bench_chaos_cmd(
     if shards * 3 > cells + 2:
         raise typer.BadParameter(f"--shards {shards}: each shard needs a site (3 cells); --cells {cells} has "
                                  f"{-(-cells // 3)} sites")
+    if front not in ("nginx", "none"):
+        raise typer.BadParameter(f"--front {front!r}: choose nginx or none")
     from slicing.bench.chaos import bench_chaos
 
-    emit_json(json_out, bench_chaos(cells, shards, faults, seed, rps, period_s, gap_s, log=console.print))
+    emit_json(json_out, bench_chaos(cells, shards, faults, seed, rps, period_s, gap_s, front, log=console.print))
 
 
 @bench_app.command("export")

@@ -9,8 +9,12 @@ microseconds before it reaches the proxy: ``limit_req`` (requests per second, a 
 terminates in production (cluster/README.md), so this is one config, not an extra hop.
 
 ``nginx_config(...)`` renders the config (also what the runbook shows); ``NginxFront`` runs Debian's nginx with it
-on 127.0.0.1 for ``slicing bench overload`` and the tests, and stops it by pid. The upstream's own answers, 503s
-included, pass through unchanged.
+on 127.0.0.1 for ``slicing bench overload``, ``slicing bench chaos`` and the tests, and stops it by pid. The
+upstream's own answers, 503s included, pass through unchanged, with one exception: a GET (or HEAD) that Serve's proxy
+answers 500, 502 or 504 is sent once more. Serve's proxy answers 500 when the replica serving a request dies
+mid-request (a replica crash, or the loss of its node). By the retry its router has dropped that replica, so the
+retry lands on a live one. The upstream is listed twice (the second as ``backup``, ``max_fails=0``) because nginx
+retries only on another upstream entry. Writes (POST, PUT, DELETE) are never retried.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ http {{
     limit_req_zone $server_port zone=slicing_rate:1m rate={max(1, int(round(rate_rps)))}r/s;
     limit_conn_zone $server_port zone=slicing_conn:1m;
     upstream slicing_serve {{
-        server {upstream_host}:{upstream_port};
+        server {upstream_host}:{upstream_port} max_fails=0;
+        server {upstream_host}:{upstream_port} max_fails=0 backup;  # the same proxy: the retry's way back in
         keepalive 128;
     }}
     server {{
@@ -60,6 +65,8 @@ http {{
             proxy_set_header Connection "";
             proxy_set_header Host $host;
             proxy_read_timeout 120s;
+            proxy_next_upstream error timeout http_500 http_502 http_504;  # idempotent requests only
+            proxy_next_upstream_tries 2;
         }}
         error_page 503 = @shed;
         location @shed {{

@@ -50,6 +50,7 @@ def test_a_service_under_load_survives_each_kind_of_fault():
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     print(json.dumps(res))
+    assert res["front"] == "nginx"
     assert res["faults"] == 4 and Counter(f["kind"] for f in res["fault_log"]) == Counter(KINDS)
     assert res["cells_unallocated"] == 0
     assert res["kpis_acked"] >= 3 * 3 and res["kpis_acked_lost"] == 0  # 3 shards: a record in each before a fault

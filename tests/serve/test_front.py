@@ -7,6 +7,7 @@ import http.server
 import json
 import socketserver
 import threading
+from typing import ClassVar
 
 import pytest
 import requests
@@ -18,8 +19,22 @@ from slicing.serve.runner import free_port
 class _Upstream(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    seen: ClassVar[dict[str, int]] = {}  # (method path) -> requests received
+
+    def _flaky(self) -> bool:
+        """The first request to /flaky... fails as a replica dying mid-request does behind Serve's proxy (500)."""
+        key = f"{self.command} {self.path}"
+        self.seen[key] = self.seen.get(key, 0) + 1
+        return self.path.startswith("/flaky") and self.seen[key] == 1
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.do_GET()
+
     def do_GET(self) -> None:
-        if self.path == "/busy":  # the service's own 503: must reach the client as it is
+        if self._flaky():
+            body, status, extra = b"Internal Server Error", 500, {}
+        elif self.path == "/busy":  # the service's own 503: must reach the client as it is
             body, status, extra = b'{"detail": "upstream busy"}', 503, {"Retry-After": "7"}
         else:
             body, status, extra = b'{"ok": true}', 200, {}
@@ -71,3 +86,15 @@ def test_the_upstreams_own_503_passes_unchanged(upstream) -> None:
     with NginxFront(free_port(), upstream, rate_rps=100, burst=10, max_conns=16) as front:
         r = requests.get(front.base_url + "/busy", timeout=10)
     assert r.status_code == 503 and r.headers["Retry-After"] == "7" and r.json() == {"detail": "upstream busy"}
+
+
+def test_a_read_that_failed_upstream_is_sent_once_more_and_a_write_never(upstream) -> None:
+    """Serve's proxy answers 500 when the replica died mid-request; the front retries a GET once (the router has
+    dropped the dead replica by then), never a POST."""
+    _Upstream.seen.clear()
+    with NginxFront(free_port(), upstream, rate_rps=100, burst=10, max_conns=16) as front:
+        r = requests.get(front.base_url + "/flaky-read", timeout=10)
+        assert r.status_code == 200 and r.json() == {"ok": True}
+        assert _Upstream.seen["GET /flaky-read"] == 2
+        w = requests.post(front.base_url + "/flaky-write", json={"a": 1}, timeout=10)
+        assert w.status_code == 500 and _Upstream.seen["POST /flaky-write"] == 1
