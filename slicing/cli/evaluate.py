@@ -56,9 +56,9 @@ def evaluate(
         from slicing.runtime.ray_util import local_ray
 
         with local_ray():
-            result = _evaluate_with_progress(sc, names, run_evaluation, phase_bounds)
+            result = _evaluate_with_progress(sc, names, run_evaluation, phase_bounds, diagnose)
     else:
-        result = _evaluate_with_progress(sc, names, run_evaluation, phase_bounds)
+        result = _evaluate_with_progress(sc, names, run_evaluation, phase_bounds, diagnose)
     summary = result.summary()
     console.print(comparison_table(summary))
     if diagnose:
@@ -79,7 +79,7 @@ def evaluate(
     emit_json(json_out, summary)
 
 
-def _evaluate_with_progress(sc, names, run_evaluation, phase_bounds):
+def _evaluate_with_progress(sc, names, run_evaluation, phase_bounds, estimate: bool = False):
     """Run the evaluation with one bar per stage; a bar's clock starts when its stage does."""
     h0_end, _ = phase_bounds(sc)
     with progress_bar() as bar:
@@ -104,6 +104,7 @@ def _evaluate_with_progress(sc, names, run_evaluation, phase_bounds):
             sc, names,
             progress=lambda stage, k: advance(stage, step=k),
             train_progress=lambda e, loss: advance("train", completed=e),
+            estimate=estimate,
         )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from slicing.config import Scenario
 from slicing.data.augment import augment
@@ -42,6 +43,7 @@ class Trace:
     mask: list[np.ndarray] = field(default_factory=list)
     tput_ratio: list[np.ndarray] = field(default_factory=list)
     share_sum: list[np.ndarray] = field(default_factory=list)
+    est: list[np.ndarray] = field(default_factory=list)  # [N, S] the estimator's r at the applied shares, if asked
 
     def add(self, rep: KpiReport, req_mbps: np.ndarray) -> None:
         """Append one period (a ``KpiReport``, or any record with r, mask, throughput_mbps and share)."""
@@ -110,18 +112,24 @@ def run_h0(scenario: Scenario, h0_end: int, progress: Progress | None = None):
 
 
 def run_scheme(name: str, model: QosEstimator, sim: Simulator, history: History, warm: np.ndarray,
-               scenario: Scenario, progress: Progress | None = None) -> Trace:
-    """Run one scheme online from the H0 end state to the end of the run."""
+               scenario: Scenario, progress: Progress | None = None, estimate: bool = False) -> Trace:
+    """Run one scheme online from the H0 end state to the end of the run. ``estimate``: also record the
+    estimator's r at the applied shares (``Trace.est``, for ``idla_diagnose``)."""
     scheme = make_scheme(name, model=model, idla=scenario.idla, seed=scenario.seed)
     trace = Trace()
 
     def on_period(p: Period) -> None:
         trace.add(p.report, sim.throughput_req_mbps)
+        if estimate and p.z is not None:
+            feats = np.concatenate([p.shares[..., None], p.z], axis=-1).astype(np.float32)  # [N, S, 13]
+            with torch.inference_mode():
+                est = model(torch.from_numpy(feats.reshape(-1, feats.shape[-1]))).numpy()
+            trace.est.append(est.reshape(p.shares.shape))
         if progress:
             progress(name, 1)
 
     policy = scheme_policy(scheme, offered=name == "traffic")
-    rollout(sim, history, policy, max(0, scenario.steps - sim.period), on_period, warm=warm)
+    rollout(sim, history, policy, max(0, scenario.steps - sim.period), on_period, features=estimate, warm=warm)
     return trace
 
 
@@ -141,7 +149,7 @@ def run_drl_trace(scenario: Scenario, h0_end: int, progress: Progress | None = N
 
 
 def evaluate(scenario: Scenario, schemes: list[str], progress: Progress | None = None,
-             train_progress: Callable[[int, float], None] | None = None) -> EvaluationResult:
+             train_progress: Callable[[int, float], None] | None = None, estimate: bool = False) -> EvaluationResult:
     h0_end, h1_end = phase_bounds(scenario)
     sim, history, warm, samples, h0_trace = run_h0(scenario, h0_end, progress)
     if scenario.estimator.augment:
@@ -154,5 +162,5 @@ def evaluate(scenario: Scenario, schemes: list[str], progress: Progress | None =
             traces[name] = run_drl_trace(scenario, h0_end, progress)
             continue
         s, h = copy.deepcopy(sim), copy.deepcopy(history)
-        traces[name] = run_scheme(name, model, s, h, warm.copy(), scenario, progress)
+        traces[name] = run_scheme(name, model, s, h, warm.copy(), scenario, progress, estimate)
     return EvaluationResult(scenario, h0_end, h1_end, report, model, h0_trace, traces)

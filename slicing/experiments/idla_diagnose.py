@@ -7,7 +7,11 @@ H2, per scheme) and reports, per scheme and phase:
 - ``mean_r`` and ``mean_log_utility`` (what IDLA maximises: sum log(1 + r));
 - ``shortfall``: among the unsatisfied (r < 0.999), the median and 90th percentile of 1 - r (near misses or
   large misses?);
-- ``per_slice``: P(r >= 0.999) and mean r per slice of the catalogue (which slices does each scheme satisfy?).
+- ``per_slice``: P(r >= 0.999) and mean r per slice of the catalogue (which slices does each scheme satisfy?);
+- ``estimator`` (when the run recorded it, ``evaluate(..., estimate=True)``): the estimator's error at the shares
+  each scheme applied, split by the true r: MAE on the satisfied and the unsatisfied samples, the bias
+  (estimated minus true) on the unsatisfied, and the share of the unsatisfied the estimator called satisfied
+  (estimate >= 0.95). Does IDLA leave slices short because the estimator says they are fine?
 """
 
 from __future__ import annotations
@@ -20,6 +24,17 @@ from slicing.experiments.idla import EvaluationResult
 
 THRESHOLDS = (0.9, 0.95, 0.99, 0.999)
 SATISFIED = 0.999
+
+
+def _estimator(r: np.ndarray, est: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+    v, e = r[mask], est[mask]
+    sat = v >= SATISFIED
+    err = e - v
+    return {"mae": round(float(np.abs(err).mean()), 4),
+            "mae_satisfied": round(float(np.abs(err[sat]).mean()), 4) if sat.any() else None,
+            "mae_unsatisfied": round(float(np.abs(err[~sat]).mean()), 4) if (~sat).any() else None,
+            "bias_unsatisfied": round(float(err[~sat].mean()), 4) if (~sat).any() else None,
+            "unsatisfied_called_satisfied": round(float((e[~sat] >= 0.95).mean()), 4) if (~sat).any() else None}
 
 
 def _phase(r: np.ndarray, mask: np.ndarray, slice_ids: list[int], thresholds: tuple[float, ...]) -> dict[str, Any]:
@@ -49,4 +64,8 @@ def satisfaction_breakdown(result: EvaluationResult, thresholds: tuple[float, ..
         r1, m1, _ = tr.arrays(0, split)
         r2, m2, _ = tr.arrays(split)
         out[name] = {"H1": _phase(r1, m1, slice_ids, thresholds), "H2": _phase(r2, m2, slice_ids, thresholds)}
+        if tr.est and len(tr.est) == len(tr.r):
+            est = np.stack(tr.est)
+            out[name]["H1"]["estimator"] = _estimator(r1, est[:split], m1)
+            out[name]["H2"]["estimator"] = _estimator(r2, est[split:], m2)
     return out

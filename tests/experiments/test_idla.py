@@ -69,8 +69,10 @@ def test_the_satisfaction_breakdown_counts_thresholds_shortfalls_and_slices():
 
     tr = Trace()
     mask = np.array([[True, True, False]])  # one cell, slices 1 and 2 active
-    for r in ([1.0, 0.96], [1.0, 0.5], [0.999, 0.92], [1.0, 1.0]):  # 2 periods of H1, then 2 of H2
+    ests = ([0.98, 0.97], [1.0, 0.9], [1.0, 0.92], [1.0, 1.0])  # the estimator's r at the applied shares
+    for r, e in zip(([1.0, 0.96], [1.0, 0.5], [0.999, 0.92], [1.0, 1.0]), ests, strict=True):  # 2 of H1, 2 of H2
         tr.r.append(np.array([r + [0.0]]))
+        tr.est.append(np.array([e + [0.5]]))
         tr.mask.append(mask)
         tr.share_sum.append(np.ones(1))
     sc = SimpleNamespace(slices=[SimpleNamespace(id=1), SimpleNamespace(id=2), SimpleNamespace(id=3)])
@@ -81,3 +83,7 @@ def test_the_satisfaction_breakdown_counts_thresholds_shortfalls_and_slices():
     assert d["H1"]["per_slice"] == {"1": {"p_satisfied": 1.0, "mean_r": 1.0, "samples": 2},
                                     "2": {"p_satisfied": 0.0, "mean_r": 0.73, "samples": 2}}
     assert d["H2"]["p_at_least"]["0.999"] == 0.75 and "3" not in d["H2"]["per_slice"]  # slice 3 never active
+    # H1: satisfied (1.0 -> 0.98, 1.0 -> 1.0), unsatisfied (0.96 -> 0.97, 0.5 -> 0.9): one of two called satisfied
+    assert d["H1"]["estimator"] == {"mae": pytest.approx(0.1075), "mae_satisfied": pytest.approx(0.01),
+                                    "mae_unsatisfied": pytest.approx(0.205), "bias_unsatisfied": pytest.approx(0.205),
+                                    "unsatisfied_called_satisfied": 0.5}
