@@ -99,3 +99,16 @@ def test_reproduce_all_at_the_tiny_budget_writes_one_report_with_every_figure(tm
             encoded = base64.b64encode(Path(fig["path"]).read_bytes()).decode()
             assert encoded in page, f"{name}: {fig['path']} is not in the HTML"
     assert Path(res["markdown"]).is_file() and res["budget"] == "tiny"
+
+
+@pytest.mark.parametrize("args, message", [(["nope"], "PAPER 'nope'"), (["idla", "--seeds", "1,1"], "--seeds"),
+                                           (["idla", "--quick", "--budget", "tiny"], "give one of them"),
+                                           (["idla", "--budget", "huge"], "--budget 'huge'")])
+def test_the_command_refuses_bad_arguments_with_exit_2(args, message, tmp_path):
+    from typer.testing import CliRunner
+
+    from slicing.cli import app
+
+    res = CliRunner().invoke(app, ["reproduce", *args, "--out", str(tmp_path)])
+    assert res.exit_code == 2 and message in " ".join(res.output.split())
+    assert not any(tmp_path.iterdir())  # nothing ran
