@@ -121,6 +121,14 @@ def _scenario(base: Scenario | None, overrides: list[str]) -> Scenario:
     return load_scenario(DEFAULT_SCENARIO if DEFAULT_SCENARIO.is_file() else None, overrides)
 
 
+REPORT_ONLY = ("scenario", "parts")  # settings keys the report shows that are not the experiment's own settings
+
+
+def _kwargs(settings: dict[str, Any]) -> dict[str, Any]:
+    """A budget's settings as the experiment's settings model takes them (without the report-only keys)."""
+    return {k: v for k, v in settings.items() if k not in REPORT_ONLY}
+
+
 def _dig(obj: Any, *keys: Any) -> Any:
     for k in keys:
         if obj is None:
@@ -224,14 +232,10 @@ def _run_tl(seed: int, budget: Budget, out: Path, base: Scenario | None, progres
 
     sc = _scenario(base, ["topology.sites=5", f"seed={seed}"])
     heterogeneous(sc)
-    s = {k: v for k, v in _tl_settings(budget).items() if k != "scenario"}
+    s = _kwargs(_tl_settings(budget))
     res = run_transfer_experiment(sc, TransferSettings(**s, seed=seed), out, progress=progress)
     res["figures"] = {Path(p).stem: p for p in res["plots"].values()}
     return res
-
-
-def _tl_early(run: dict, key: str) -> float | None:
-    return _num(_dig(run, "early_reward", key))
 
 
 TL = Paper(
@@ -275,7 +279,7 @@ def _run_safety(seed: int, budget: Budget, out: Path, base: Scenario | None, pro
     from slicing.rl.settings import SafetySettings
 
     sc = _scenario(base, [*DEFAULT_OVERRIDES, f"seed={seed}"])
-    s = {k: v for k, v in _safety_settings(budget).items() if k != "scenario"}
+    s = _kwargs(_safety_settings(budget))
     res = run_safety_experiment(sc, SafetySettings(**s, seed=seed), out, progress=progress)
     res["figures"] = {Path(res["plot"]).stem: res["plot"]}
     return res
@@ -350,7 +354,7 @@ def _run_microopt(seed: int, budget: Budget, out: Path, base: Scenario | None, p
     from slicing.experiments.microopt import run_microopt_experiment
     from slicing.experiments.microopt_settings import MicroOptExperimentSettings
 
-    s = {k: v for k, v in _microopt_settings(budget).items() if k != "parts"}
+    s = _kwargs(_microopt_settings(budget))
     settings = MicroOptExperimentSettings(**s, seed=seed)
     res = {part: run_microopt_experiment(part, settings, out, progress=progress) for part in ("thresholds",
                                                                                                 "ablation")}
@@ -402,7 +406,7 @@ def _run_twin(seeds: Any, budget: Budget, out: Path, base: Scenario | None, prog
     from slicing.experiments.twin import run_twin_experiment
     from slicing.rl.settings import TwinSettings
 
-    s = {k: v for k, v in _twin_settings(budget).items() if k != "parts"}
+    s = _kwargs(_twin_settings(budget))
     settings = TwinSettings(**s, seeds=tuple(seeds))
     res = {part: run_twin_experiment(part, settings, out, progress=progress) for part in ("train", "offline")}
     res["figures"] = {Path(p).stem: str(p) for part in ("train", "offline") for p in res[part].get("figures", [])}
@@ -417,10 +421,8 @@ def _twin_per_seed(res: dict) -> list[dict]:
     for k, _ in enumerate(seeds):
         runs.append({"rounds_plain": per.get("plain", [None] * len(seeds))[k],
                      "rounds_twin": per.get("twin", [None] * len(seeds))[k],
-                     "final": {arm: train["final_reward_per_seed"][arm][k] for arm in ("plain", "twin")}
-                     if "final_reward_per_seed" in train else None,
-                     "offline": {arm: res["offline"]["offline_per_seed"][arm][k] for arm in ("plain", "twin")}
-                     if "offline_per_seed" in res["offline"] else None})
+                     "final": {arm: train["final_reward_per_seed"][arm][k] for arm in ("plain", "twin")},
+                     "offline": {arm: res["offline"]["offline_per_seed"][arm][k] for arm in ("plain", "twin")}})
     return runs
 
 
@@ -432,10 +434,9 @@ TWIN = Paper(
               lambda r: None if r["rounds_plain"] is None or r["rounds_twin"] is None
               else r["rounds_twin"] / r["rounds_plain"], lambda v: v < 1),
         Claim("Final reward with the twin minus without", ">= 0 (the twin arm ends at least as high)", "Fig. 5",
-              lambda r: None if r["final"] is None else r["final"]["twin"] - r["final"]["plain"], lambda v: v >= 0),
+              lambda r: r["final"]["twin"] - r["final"]["plain"], lambda v: v >= 0),
         Claim("Offline RL: reward with the twin minus without", "> 0", "Fig. 9",
-              lambda r: None if r["offline"] is None else r["offline"]["twin"] - r["offline"]["plain"],
-              lambda v: v > 0),
+              lambda r: r["offline"]["twin"] - r["offline"]["plain"], lambda v: v > 0),
     ),
     figures=(Figure("train_curves", "Figs. 5-6: reward and utility per round, with and without the twin"),
              Figure("offline", "Fig. 9: offline RL with and without the twin")),

@@ -277,16 +277,22 @@ class Population:
             return p
         behind = [k for k, i in enumerate(infos) if i["period"] == p]
         if behind:  # the step of round p reached some shards only
-            util = np.zeros(self._n)
-            if len(self.shards) > 1:
-                parts = self._get([self._call(s, "cell_util", ex, p) for s, ex in zip(self.shards, self._export,
-                                                                                      strict=True)])
-                for ex, values in zip(self._export, parts, strict=True):
-                    util[ex] = values
+            util = self._exported_util(p)
             self._get([self._call(self.shards[k], "step", p, util[self._halo[k]]) for k in behind])
         todo = [k for k, i in enumerate(infos) if i["alloc_period"] == p]
         self._get([self._call(self.shards[k], "allocate", p + 1, self._estimator) for k in todo])
         return p + 1
+
+    def _exported_util(self, period: int | None = None) -> np.ndarray:
+        """[n_cells] the exported cells' PRB utilisation (the halo's source; other entries 0): the last period's, or
+        what ``step(period)`` takes as halo (``CellShard.cell_util``)."""
+        util = np.zeros(self._n)
+        if len(self.shards) > 1:
+            parts = self._get([self._call(s, "cell_util", ex, period)
+                               for s, ex in zip(self.shards, self._export, strict=True)])
+            for ex, values in zip(self._export, parts, strict=True):  # per shard
+                util[ex] = values
+        return util
 
     # -- one period -----------------------------------------------------------------------------------------
     def run_period(self, kpis: bool = False) -> dict:
@@ -299,12 +305,7 @@ class Population:
             if self._rl_pending is not None:
                 self._activate_rl(self._rl_pending)
             t0 = time.perf_counter()
-            util = np.zeros(self._n)  # [n_cells] only exported entries are filled
-            if len(self.shards) > 1:
-                parts = self._get([self._call(s, "cell_util", ex)
-                                   for s, ex in zip(self.shards, self._export, strict=True)])
-                for ex, values in zip(self._export, parts, strict=True):  # per shard
-                    util[ex] = values
+            util = self._exported_util()
             halos = [util[h] for h in self._halo]  # [K] x [M_k]
             t1 = time.perf_counter()
             steps = self._get([self._call(s, "step", p, h, kpis) for s, h in zip(self.shards, halos, strict=True)])

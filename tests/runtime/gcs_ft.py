@@ -24,8 +24,6 @@ import tempfile
 import threading
 import time
 
-import numpy as np
-
 OUTAGE_S = 6.0  # how long the GCS stays down
 REQUEST_TIMEOUT_S = 10.0  # a read that takes longer counts as a hang
 _SYSTEM_CONFIG = {"gcs_rpc_server_reconnect_timeout_s": 60}  # raylets and workers wait this long for the GCS
@@ -105,6 +103,7 @@ def run_gcs_ft(sites: int = 12, seed: int = 3) -> dict:
     from ray import serve
     from ray.cluster_utils import Cluster
 
+    from slicing.bench.chaos import unallocated as count_unallocated
     from slicing.runtime import start_population_actor
     from slicing.serve.runner import deploy_app, wait_ready
     from tests.runtime.multinode import small_scenario, tiny_estimator
@@ -167,10 +166,7 @@ def run_gcs_ft(sites: int = 12, seed: int = 3) -> dict:
         periods = []
         for _ in range(2):
             stats = ray.get(pop.run_period.remote(), timeout=180)
-            alloc = ray.get(pop.allocations.remote(), timeout=120)
-            shares, mask = np.asarray(alloc.shares), np.asarray(alloc.mask)
-            unallocated = int(((np.where(mask, shares, 0).sum(axis=1) <= 0) & mask.any(axis=1)).sum()
-                              + (~np.isfinite(shares)).any(axis=1).sum())
+            unallocated = count_unallocated(ray.get(pop.allocations.remote(), timeout=120))
             periods.append({"period": stats["period"], "fallback_cells": stats["fallback_cells"],
                             "errors": stats["errors"], "cells_unallocated": unallocated})
         time.sleep(2.0)
