@@ -141,6 +141,8 @@ class EstimatorConfig(Strict):
     batch_size: int = Field(default=256, ge=1, le=1_000_000, description="minibatch size")
     test_fraction: float = Field(default=0.25, gt=0, lt=1, description="held-out share (the paper: 25 %)")
     augment: bool = Field(default=True, description="apply IDLA's augmentation rules (1) and (2)")
+    quantile: float = Field(default=0.5, gt=0, lt=1, description="the quantile of r that f learns (pinball loss); "
+                                                                 "0.5 = the MAE loss (the paper), lower = cautious")
 
     @field_validator("hidden")
     @classmethod
@@ -161,10 +163,12 @@ class IdlaConfig(Strict):
     grid_points: int = Field(default=41, ge=3, le=1001, description="tabulation points of f along x (fast path)")
     polish_iter: int = Field(default=3, ge=0, le=100, description="exact-gradient iterations after the table")
     method: Literal["tabulated", "autograd"] = Field(default="tabulated", description="see slicing/optim/idla.py")
-    # Additions to the paper's Algorithm 1 (measured in slicing/optim/idla.py); all three off = the paper's text.
+    # Additions to the paper's Algorithm 1 (measured in slicing/optim/idla.py); all four off = the paper's text.
     normalise: bool = Field(default=True, description="scale steps per cell by its mean marginal utility")
     trust_region: float = Field(default=0.1, ge=0, le=1, description="clip |x step| to this x decay^i; 0 = off")
     dual_candidates: bool = Field(default=True, description="tabulated: add the table's dual-decomposition points")
+    fill: bool = Field(default=True, description="hand the budget the estimate leaves unused to the cell's slices in "
+                                                 "proportion to their shares (work conservation); off = the paper")
 
 
 class DrlConfig(Strict):

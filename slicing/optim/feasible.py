@@ -65,6 +65,25 @@ def project(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return enforce_budget(out)
 
 
+def fill_slack(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Hand each row's unused budget ``1 - sum x`` to its active slices in proportion to their shares; float64.
+
+    A row with active slices but no share gets the equal share. Inactive entries stay 0; sums are <= 1 exactly.
+    This is work conservation: a share is an upper bound on the slice's PRBs, so budget left unallocated is
+    capacity no slice may use.
+    """
+    v = np.maximum(np.array(x, dtype=np.float64, copy=True), 0.0)  # [N, S]
+    m = _as_mask(mask, v.shape)
+    v[~m] = 0.0
+    total = v.sum(axis=1)  # [N]
+    active = m.sum(axis=1)  # [N]
+    scale = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)  # [N]
+    out = v * scale[:, None]
+    empty = (total <= 0) & (active > 0)
+    out[empty] = m[empty] / active[empty, None]
+    return enforce_budget(out)
+
+
 def project_simplex(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Euclidean projection of each row's active entries onto the face {x >= 0, sum = 1}; float64 ``[N, S]``.
 

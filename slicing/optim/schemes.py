@@ -20,7 +20,7 @@ import numpy as np
 from slicing.config import IdlaConfig
 from slicing.data.history import History
 from slicing.optim.baselines import equal_share, traffic_proportional
-from slicing.optim.feasible import project
+from slicing.optim.feasible import fill_slack, project
 from slicing.optim.idla import allocate_idla
 from slicing.optim.oracle import dp_oracle, grid_oracle_bruteforce, grid_values
 
@@ -110,20 +110,24 @@ class IdlaScheme:
 
 
 class OracleScheme:
-    """Best point of the 0.05 simplex grid on the trained estimator: brute force for small batches, exact DP else."""
+    """Best point of the 0.05 simplex grid on the trained estimator: brute force for small batches, exact DP else.
+
+    ``fill`` (``IdlaConfig.fill``, as for IDLA): the grid point's unused budget goes to the cell's slices in
+    proportion to their shares."""
 
     name, needs_model = "oracle", True
     BRUTE_FORCE_MAX_CELLS = 2000
 
-    def __init__(self, model, brute_force: bool = True) -> None:
-        self.model, self.brute_force = model, brute_force
+    def __init__(self, model, brute_force: bool = True, fill: bool = True) -> None:
+        self.model, self.brute_force, self.fill = model, brute_force, fill
 
     def allocate(self, ctx: AllocationContext) -> np.ndarray:
         values = grid_values(self.model, ctx.z, ctx.mask, points=ORACLE_POINTS)  # [N, S, G]
         small = len(ctx.cell_ids) <= self.BRUTE_FORCE_MAX_CELLS and ctx.mask.shape[1] <= 4
         solve = grid_oracle_bruteforce if (self.brute_force and small) else dp_oracle
         shares, _ = solve(values, ctx.mask)
-        return project(shares, ctx.mask)
+        shares = project(shares, ctx.mask)
+        return fill_slack(shares, ctx.mask) if self.fill else shares
 
 
 class UnknownSchemeError(ValueError):
@@ -155,4 +159,4 @@ def make_scheme(name: str, model=None, idla: IdlaConfig | None = None, seed: int
 register_scheme("equal", lambda **_: EqualScheme())
 register_scheme("traffic", lambda **_: TrafficScheme())
 register_scheme("idla", lambda *, model, idla, seed, **_: IdlaScheme(model, idla, seed))
-register_scheme("oracle", lambda *, model, **_: OracleScheme(model))
+register_scheme("oracle", lambda *, model, idla, **_: OracleScheme(model, fill=idla.fill))

@@ -91,3 +91,17 @@ def test_held_out_reports_do_not_change_training():
     _, reported = train_estimator(x, y, cfg, seed=3, held_out=lambda e, m: seen.append((e, m)), held_out_every=3)
     assert [e for e, _ in seen] == [3, 6, 7]
     assert seen[-1][1] == pytest.approx(reported.mae_test) and reported.mae_test == plain.mae_test
+
+
+def test_a_low_quantile_gives_a_cautious_estimate() -> None:
+    """The pinball loss of quantile q puts about a fraction q of the targets below f (0.5: the MAE's median)."""
+    x, y = synth_dataset(8_000, seed=5)
+    rng = np.random.default_rng(6)
+    y = (y * rng.uniform(0.6, 1.0, len(y))).astype(np.float32)  # noisy targets: r at most the clean one
+    above = {}
+    for q in (0.2, 0.5):
+        model, _ = train_estimator(x, y, EstimatorConfig(epochs=12, quantile=q), seed=3)
+        with torch.inference_mode():
+            f = model(torch.from_numpy(x)).numpy()
+        above[q] = float((f > y).mean())
+    assert above[0.2] < 0.32 and 0.38 < above[0.5] < 0.62, above

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slicing.optim.feasible import enforce_budget, project, project_simplex
+from slicing.optim.feasible import enforce_budget, fill_slack, project, project_simplex
 from tests.optim.helpers import assert_feasible
 
 
@@ -63,3 +63,16 @@ def test_project_simplex_fills_the_budget() -> None:
     mask = np.array([[True, True, False], [False, False, False], [True, True, True]])
     out = project_simplex(x, mask)
     np.testing.assert_allclose(out, [[0.5, 0.5, 0.0], [0, 0, 0], [1.0, 0.0, 0.0]], atol=1e-15)
+
+
+def test_fill_slack_hands_the_unused_budget_out_in_proportion() -> None:
+    x = np.array([[0.1, 0.3, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.7], [0.2, 0.2, 0.6], [0.5, 0.2, 0.9]])
+    mask = np.array([[True, True, True], [True, False, True], [False, False, False], [True, True, True],
+                     [True, True, False]])
+    out = fill_slack(x, mask)
+    np.testing.assert_allclose(out[0], [0.25, 0.75, 0.0], atol=1e-15)  # slack 0.6 split 1:3, the idle slice gets 0
+    np.testing.assert_allclose(out[1], [0.5, 0.0, 0.5], atol=1e-15)  # no share yet: the equal share
+    assert np.all(out[2] == 0)  # no active slice: nothing, even where x was set
+    np.testing.assert_allclose(out[3], [0.2, 0.2, 0.6], atol=1e-15)  # full rows are kept
+    np.testing.assert_allclose(out[4], [5 / 7, 2 / 7, 0.0], atol=1e-15)  # inactive entries are dropped first
+    assert np.all(out.sum(axis=1) <= 1.0)
