@@ -38,6 +38,15 @@ system-deps:
 bench: $(VENV_STAMP)
 	.venv/bin/slicing bench --cells 100000 --json
 
+# what-if studies: the 300-cell example (minutes) and the 100k-cell, 96-period benchmark study (about half an hour
+# on 2 cores; a cluster spreads its runs)
+.PHONY: whatif bench-whatif
+whatif: $(VENV_STAMP)
+	.venv/bin/slicing whatif studies/regional.yaml --out out/whatif/regional --json
+
+bench-whatif: $(VENV_STAMP)
+	.venv/bin/slicing whatif studies/city100k.yaml --out out/whatif/city100k --json
+
 # every paper's headline over 3 seeds, one report (out/reproduce/report.html): the quick budget (about 15 min on
 # 2 cores); reproduce-full runs the paper-length settings (hours)
 .PHONY: reproduce reproduce-full

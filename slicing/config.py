@@ -6,19 +6,36 @@ loudly, naming the key. Derived values are properties; nothing is written back a
 A scenario file (``scenarios/*.yaml``) holds only what differs from these defaults. ``load_scenario`` reads it,
 applies ``--set dotted.key=value`` overrides and validates the result; ``ScenarioError`` carries a message that
 names every offending key and the rule it broke.
+
+``Scenario.events`` (what-if changes: regional traffic, outages, slices added, requirements; applied by
+``slicing/sim/events.py``) are checked against the network itself: regions use ``Topology``'s layout, and an error
+is located at the event's key (``events.2.region.sites: site 40 is outside the network (sites 0..11)``).
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
 from slicing.snssai import canonical as canonical_snssai
 
 HISTORY = 5  # H: periods of users/CQI history per feature vector (IDLA section V-B uses h = 5)
+SECTOR_AZIMUTH_DEG = (30.0, 150.0, 270.0)  # boresight of sectors 0, 1, 2 of every site (cell id = 3 site + sector)
 
 
 class Strict(BaseModel):
@@ -72,6 +89,23 @@ class Topology(Strict):
     @property
     def cells(self) -> int:
         return 3 * self.sites
+
+    def site_xy_m(self) -> np.ndarray:
+        """[sites, 2] metres, hexagonal grid filled row by row in a near-square patch."""
+        cols = int(np.ceil(np.sqrt(self.sites)))
+        idx = np.arange(self.sites)
+        row, col = idx // cols, idx % cols
+        x = self.isd_m * (col + 0.5 * (row % 2))
+        y = self.isd_m * (np.sqrt(3.0) / 2.0) * row
+        return np.stack([x, y], axis=1)
+
+    def centroid_xy_m(self, cell_ids: np.ndarray | None = None) -> np.ndarray:
+        """[N, 2] metres: each cell's sector centroid, isd / 3 from its site along the sector's azimuth (all cells
+        when ``cell_ids`` is None). The geometry of ``slicing/sim/topology.py``; here so that config can check
+        events' regions against the network."""
+        ids = np.arange(self.cells, dtype=np.int64) if cell_ids is None else np.asarray(cell_ids, dtype=np.int64)
+        az = np.deg2rad(np.asarray(SECTOR_AZIMUTH_DEG)[ids % 3])
+        return self.site_xy_m()[ids // 3] + (self.isd_m / 3.0) * np.stack([np.cos(az), np.sin(az)], axis=1)
 
 
 class Radio(Strict):
@@ -213,6 +247,135 @@ class CellClass(Strict):
         return self
 
 
+class CellRange(Strict):
+    """An inclusive range of global cell ids (cell id = 3 * site + sector, so a range is a band of rows)."""
+
+    first: int = Field(ge=0, description="first global cell id of the range")
+    last: int = Field(ge=0, description="last global cell id of the range (inclusive)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CellRange:
+        if self.last < self.first:
+            raise ValueError(f"last ({self.last}) must be >= first ({self.first})")
+        return self
+
+
+class Disc(Strict):
+    """A disc on the network's plane (``Topology.centroid_xy_m`` coordinates: site 0 at the origin)."""
+
+    x_m: float = Field(description="centre, x")
+    y_m: float = Field(description="centre, y")
+    radius_m: float = Field(gt=0, description="radius")
+
+
+class Region(Strict):
+    """The cells an event applies to: exactly one of ``sites``, ``cells`` or ``disc``. An event without a region
+    applies to the whole network."""
+
+    sites: tuple[Annotated[int, Field(ge=0)], ...] | None = Field(default=None, min_length=1,
+                                                                   description="site ids: their 3 cells each")
+    cells: CellRange | None = Field(default=None, description="an inclusive range of global cell ids")
+    disc: Disc | None = Field(default=None, description="the cells whose sector centroid lies in the disc")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Region:
+        given = [k for k in ("sites", "cells", "disc") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of sites, cells or disc (got {', '.join(given) or 'none'})")
+        return self
+
+    def contains(self, topology: Topology, cell_ids: np.ndarray) -> np.ndarray:
+        """[N] bool: which of the global ``cell_ids`` lie in the region (a pure function of the id and the
+        topology, so every shard agrees)."""
+        ids = np.asarray(cell_ids, dtype=np.int64)
+        if self.sites is not None:
+            return np.isin(ids // 3, np.asarray(self.sites, dtype=np.int64))
+        if self.cells is not None:
+            return (ids >= self.cells.first) & (ids <= self.cells.last)
+        assert self.disc is not None  # _exactly_one
+        xy = topology.centroid_xy_m(ids)  # [N, 2]
+        return np.hypot(xy[:, 0] - self.disc.x_m, xy[:, 1] - self.disc.y_m) <= self.disc.radius_m
+
+
+class _Window(Strict):
+    """Where and when an event applies: the cells of ``region`` in periods [start, stop)."""
+
+    region: Region | None = Field(default=None, description="the cells it applies to; omitted = the whole network")
+    start: int = Field(default=0, ge=0, description="first period it applies to (inclusive)")
+    stop: int | None = Field(default=None, ge=1, description="period it ends (exclusive); omitted = the end of the "
+                                                             "run")
+
+    @field_validator("stop")
+    @classmethod
+    def _after_start(cls, v: int | None, info: ValidationInfo) -> int | None:
+        start = info.data.get("start")
+        if v is not None and start is not None and v <= start:
+            raise ValueError(f"must be > start ({start}), got {v}")
+        return v
+
+    def active(self, period: int) -> bool:
+        return self.start <= period and (self.stop is None or period < self.stop)
+
+    def contains(self, topology: Topology, cell_ids: np.ndarray) -> np.ndarray:
+        """[N] bool: the event's cells among the global ``cell_ids``."""
+        if self.region is None:
+            return np.ones(len(cell_ids), dtype=bool)
+        return self.region.contains(topology, cell_ids)
+
+
+class TrafficEvent(_Window):
+    """More (or less) traffic: multiplies the users, and so the offered traffic, of the region's cells, on top of
+    every other factor (``Traffic.load_scale``, ``CellClass.load_scale``/``slice_load``, other traffic events)."""
+
+    kind: Literal["traffic"] = Field(description="event type")
+    slices: dict[int, Annotated[float, Field(ge=0, le=20)]] = Field(default_factory=dict,
+                                                                     description="slice id -> users multiplier")
+    all: float | None = Field(default=None, ge=0, le=20, description="users multiplier of every slice instead")
+
+    @model_validator(mode="after")
+    def _one_multiplier(self) -> TrafficEvent:
+        if (self.all is None) == (not self.slices):
+            raise ValueError("give exactly one of slices (slice id -> multiplier) or all (one multiplier)")
+        return self
+
+
+class OutageEvent(_Window):
+    """The region's cells are down: no slice, no traffic, no interference; their users move to the nearest live
+    cells (``slicing/sim/events.py``). At every period some cell must stay live."""
+
+    kind: Literal["outage"] = Field(description="event type")
+
+
+class AddSliceEvent(_Window):
+    """Switches slice ``slice`` on in a ``fraction`` of the region's cells (one uniform draw per global cell id,
+    so the cells do not depend on sharding), on top of ``initial_slices`` and ``schedule``."""
+
+    kind: Literal["add_slice"] = Field(description="event type")
+    slice: int = Field(description="catalogue id of the slice switched on")
+    fraction: float = Field(default=1.0, gt=0, le=1, description="share of the region's cells that get it")
+
+
+class RequirementEvent(_Window):
+    """Changes slice ``slice``'s per-user throughput and/or delay requirement in the region's cells. It takes
+    precedence over the catalogue and over A1 policies (``Simulator.set_requirements``) for the value it sets."""
+
+    kind: Literal["requirement"] = Field(description="event type")
+    slice: int = Field(description="catalogue id of the slice")
+    throughput_mbps: float | None = Field(default=None, gt=0, le=1e6, description="per-user throughput "
+                                                                                  "requirement phi*")
+    delay_ms: float | None = Field(default=None, gt=0, le=1e6, description="delay requirement d*")
+
+    @model_validator(mode="after")
+    def _something(self) -> RequirementEvent:
+        if self.throughput_mbps is None and self.delay_ms is None:
+            raise ValueError("give throughput_mbps, delay_ms or both")
+        return self
+
+
+Event = Annotated[TrafficEvent | OutageEvent | AddSliceEvent | RequirementEvent, Field(discriminator="kind")]
+EVENT_KINDS = ("traffic", "outage", "add_slice", "requirement")
+
+
 class E2eTraffic(Strict):
     """Slice traffic x(t) of the end-to-end simulator (``slicing/sim/e2e.py``), in users/s per slot."""
 
@@ -288,6 +451,34 @@ class Scenario(Strict):
     drl: DrlConfig = DrlConfig()
     cell_classes: tuple[CellClass, ...] = Field(default=(), description="heterogeneous cells: load and slice mix "
                                                                          "per class of cells")
+    events: tuple[Event, ...] = Field(default=(), description="what-if changes over the run: regional traffic, "
+                                                              "outages, slices added, requirements "
+                                                              "(slicing/sim/events.py)")
+
+    @field_validator("events", mode="wrap")
+    @classmethod
+    def _event_locations(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """An error inside an event is located ``events.N.key``: without the ``kind`` segment pydantic's tagged
+        union inserts, so it reads like the errors ``_events_fit_the_network`` locates."""
+        try:
+            return handler(value)
+        except ValidationError as err:
+            details = []
+            for e in err.errors():
+                loc = e["loc"]
+                if len(loc) >= 2 and loc[1] in EVENT_KINDS:
+                    loc = loc[:1] + loc[2:]
+                details.append(InitErrorDetails(type=e["type"], loc=loc, input=e["input"], ctx=e.get("ctx", {})))
+            raise ValidationError.from_exception_data(err.title, details) from None
+
+    @model_validator(mode="after")
+    def _events_fit_the_network(self) -> Scenario:
+        errors = event_errors(self)
+        if errors:
+            raise ValidationError.from_exception_data("Scenario", [
+                InitErrorDetails(type="value_error", loc=loc, input=None, ctx={"error": ValueError(msg)})
+                for loc, msg in errors])
+        return self
 
     @model_validator(mode="after")
     def _cell_classes(self) -> Scenario:
@@ -339,6 +530,66 @@ class Scenario(Strict):
     def slice_index(self) -> dict[int, int]:
         """Catalogue id -> column of the [cells, slices] arrays."""
         return {s.id: i for i, s in enumerate(self.slices)}
+
+
+Loc = tuple[str | int, ...]
+
+
+def event_errors(sc: Scenario) -> list[tuple[Loc, str]]:
+    """(location, message) of every event that does not fit the scenario: a period past the run, a slice id not in
+    the catalogue, a region outside the network; then outages that leave no live cell. Vectorised over cells."""
+    known = sorted(s.id for s in sc.slices)
+    out: list[tuple[Loc, str]] = []
+    for i, ev in enumerate(sc.events):
+        at: Loc = ("events", i)
+        if ev.start >= sc.steps:
+            out.append(((*at, "start"), f"period {ev.start} is beyond the run (steps = {sc.steps}: periods "
+                                        f"0..{sc.steps - 1})"))
+        ids, key = ((list(ev.slices), "slices") if isinstance(ev, TrafficEvent)
+                    else ([ev.slice], "slice") if isinstance(ev, AddSliceEvent | RequirementEvent) else ([], ""))
+        unknown = sorted(set(ids) - set(known))
+        if unknown:
+            out.append(((*at, key), f"unknown slice ids {unknown}; the catalogue has {known}"))
+        if ev.region is not None:
+            out.extend(_region_errors(ev.region, sc.topology, (*at, "region")))
+    return out or _outage_errors(sc)
+
+
+def _region_errors(region: Region, topo: Topology, at: Loc) -> list[tuple[Loc, str]]:
+    if region.sites is not None:
+        bad = sorted({s for s in region.sites if s >= topo.sites})
+        if bad:
+            what = f"site {bad[0]} is" if len(bad) == 1 else f"sites {', '.join(map(str, bad))} are"
+            return [((*at, "sites"), f"{what} outside the network (sites 0..{topo.sites - 1})")]
+    elif region.cells is not None:
+        if region.cells.last >= topo.cells:
+            return [((*at, "cells"), f"cell {region.cells.last} is outside the network (cells 0..{topo.cells - 1})")]
+    elif region.disc is not None and not region.contains(topo, np.arange(topo.cells)).any():
+        xy = topo.centroid_xy_m()  # [cells, 2]
+        d = region.disc
+        span = f"x {xy[:, 0].min():.0f}..{xy[:, 0].max():.0f} m, y {xy[:, 1].min():.0f}..{xy[:, 1].max():.0f} m"
+        return [((*at, "disc"), f"no cell centroid lies in the disc (centre ({d.x_m:g}, {d.y_m:g}) m, radius "
+                                f"{d.radius_m:g} m); the centroids span {span}")]
+    return []
+
+
+def _outage_errors(sc: Scenario) -> list[tuple[Loc, str]]:
+    """Outages that, together, take every cell down at some period (checked once per change of the active set)."""
+    outages = [(i, ev) for i, ev in enumerate(sc.events) if isinstance(ev, OutageEvent)]
+    if not outages:
+        return []
+    ids = np.arange(sc.cells)
+    down = {i: ev.contains(sc.topology, ids) for i, ev in outages}  # [cells] bool each
+    bounds = sorted({ev.start for _, ev in outages} | {ev.stop for _, ev in outages if ev.stop is not None}
+                    | {sc.steps})
+    for t, end in itertools.pairwise(bounds):
+        active = [i for i, ev in outages if ev.active(t)]
+        if t < sc.steps and active and np.logical_or.reduce([down[i] for i in active]).all():
+            names = [f"events.{i}" for i in active]
+            what = (f"outage {names[0]} leaves" if len(names) == 1
+                    else f"outages {', '.join(names[:-1])} and {names[-1]} together leave")
+            return [(("events", active[-1]), f"{what} no live cell in periods {t}..{min(end, sc.steps) - 1}")]
+    return []
 
 
 class ScenarioError(ValueError):

@@ -38,8 +38,8 @@ from slicing.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 EXPECTED_PAGES = {"idla", "simulator", "data", "runtime", "http-api", "clusters", "rl", "transfer", "tune",
-                  "microopt", "twin", "operators", "reproduce"}
-LINKED_DIRS = ("scenarios", "tune_configs", "cluster")  # what the commands read, relative to the repository root
+                  "microopt", "twin", "operators", "reproduce", "whatif"}
+LINKED_DIRS = ("scenarios", "tune_configs", "cluster", "studies")  # what the commands read, relative to the root
 TIMEOUT_S = 120  # per runnable command: longer ones belong under `# long:`
 MAX_RUNNABLE = 20  # the bounded list: all runnable commands together take about a minute and a half on 2 cores
 SERVE_MARKER = "slicing serve running"

@@ -18,6 +18,7 @@ from slicing.cli import (  # noqa: F401 - register commands
     rl,
     serve,
     tune,
+    whatif,
 )
 from slicing.cli.app import agents_app, app, bench_app, experiment_app, models_app
 

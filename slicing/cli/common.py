@@ -83,10 +83,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from slicing.optim.schemes import UnknownSchemeError
     from slicing.runtime.transfer_actor import TransferError
     from slicing.sim.traffic import TraceError
+    from slicing.study import StudyError
     from slicing.sweeps.spec import SweepFileError
 
     return (ScenarioError, FieldError, DataFileError, EstimatorFileError, UnknownSchemeError, TraceError,
-            SweepFileError, TransferError, VaeFileError, TwinFileError)
+            SweepFileError, TransferError, VaeFileError, TwinFileError, StudyError)
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:

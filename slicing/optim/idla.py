@@ -22,11 +22,12 @@ lambda condition keeps a row whose x is pinned at 0 while lambda still moves fro
 row has stopped or at ``max_iter``. Per-row stopping, not the max over the batch, makes a cell's result
 independent of the other cells in the batch.
 
-Additions to the paper's text. Measured (before the fill, below) on 20k cells with estimators trained on the project's simulator and on a
-synthetic saturating target (``IdlaConfig()`` defaults): the literal method reached 0.9994 resp. 0.989 of the
-0.05-grid optimum's total utility, with 0.8 % resp. 37 % of the cells more than 1 % below it (worst 0.78 / 0.66);
-with the additions: 1.0002 resp. 1.0018, 0.01 % resp. 0.2 % (worst 0.99 / 0.97). f is steep and saturating
-(QoS jumps once a slice's load is served), so log(1 + f) is far from the smooth concave case the method assumes.
+Additions to the paper's text. Measured (before the fill, below) on 20k cells with estimators trained on the
+project's simulator and on a synthetic saturating target (``IdlaConfig()`` defaults): the literal method reached
+0.9994 resp. 0.989 of the 0.05-grid optimum's total utility, with 0.8 % resp. 37 % of the cells more than 1 % below
+it (worst 0.78 / 0.66); with the additions: 1.0002 resp. 1.0018, 0.01 % resp. 0.2 % (worst 0.99 / 0.97). f is
+steep and saturating (QoS jumps once a slice's load is served), so log(1 + f) is far from the smooth concave case
+the method assumes.
 
 - ``lambda(0)`` = the mean marginal utility of the cell's active slices at the start point, not 0: the
   primal-dual iteration is barely damped on nearly linear utilities, so its oscillation should start small.

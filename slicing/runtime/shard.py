@@ -301,8 +301,8 @@ class CellShard:
     def _features(self) -> np.ndarray:
         """z [N, S, 2H+2] of the next allocation: the history with the requirements in force (A1 policies)."""
         req = self._req
-        if req is None:
-            return self.history.features(self.sim.throughput_req_mbps, self.sim.delay_req_ms)
+        if req is None:  # the catalogue's, or a requirement event's where one is in force (what-if studies)
+            return self.history.features(*self.sim.requirements())
         users = self.history.users()[:, :, -1]  # [N, S] the last period's, the best guess of the next
         return self.history.features(req.context_throughput(users, self.sim.demand_per_user_mbps), req.delay_req_ms)
 

@@ -16,9 +16,13 @@ Per period t and (cell c, slice s), given the allocation x[c, s] (an upper bound
             which may add a guaranteed aggregate G: r <= served / (T min(G, offered))
   util_c    sum_s x * served / (C * T)      PRB utilisation, what neighbours see next period
 
+Scenario events (``Scenario.events``, ``events.py``) change this per region and period: users x a traffic
+multiplier, slices added, requirements replaced, and outages: a down cell carries no slice, its utilisation (and
+so its interference) is 0, and its users are added to its nearest live cells.
+
 r is non-decreasing in the slice's own share and non-increasing in any neighbour's load. Randomness comes from
 the counter RNG keyed by global cell id, so a shard (a subset of cells, fed its out-of-shard neighbours' loads
-through ``halo_util``) reproduces the rows of the unsplit run exactly.
+through ``halo_util``) reproduces the rows of the unsplit run exactly, events included.
 """
 
 from __future__ import annotations
@@ -30,49 +34,17 @@ import numpy as np
 from slicing import rng
 from slicing.config import Scenario
 from slicing.rng import Stream
+from slicing.sim.events import EventPlan, SliceMask
 from slicing.sim.radio import link_quality
 from slicing.sim.topology import build_geometry
-from slicing.sim.traffic import PERIODS_PER_DAY, make_traffic
+from slicing.sim.traffic import CELL_CLASS_STREAM, CellUsers, cell_class_scale, cell_classes_of, make_traffic
 from slicing.sim.utility import utility
+
+__all__ = ["CELL_CLASS_STREAM", "INITIAL_UTIL", "MAX_DELAY_MS", "Demand", "KpiReport", "Simulator", "cell_class_scale",
+           "cell_classes_of"]
 
 MAX_DELAY_MS = 10_000.0
 INITIAL_UTIL = 0.5  # neighbour load assumed before the first period
-
-
-CELL_CLASS_STREAM = 101  # counter-RNG stream of the fraction-based cell classes (ids of rng.Stream are < 100)
-
-
-def cell_classes_of(scenario: Scenario, cell_ids: np.ndarray) -> np.ndarray:
-    """[N] index into ``scenario.cell_classes`` of each global cell id, -1 for cells in no class. Listed cells
-    first; the unlisted ones fall in the fraction classes by one uniform draw per global id (consecutive
-    intervals of [0, 1)), so membership does not depend on which cells are simulated together."""
-    ids = np.asarray(cell_ids, dtype=np.int64)
-    out = np.full(len(ids), -1, dtype=np.int64)
-    if not scenario.cell_classes:
-        return out
-    for k, c in enumerate(scenario.cell_classes):
-        if c.cells is not None:
-            out[np.isin(ids, np.asarray(c.cells, dtype=np.int64))] = k
-    u = rng.uniform(scenario.seed, CELL_CLASS_STREAM, 0, ids, 1)[:, 0]
-    low = 0.0
-    for k, c in enumerate(scenario.cell_classes):
-        if c.fraction is not None:
-            out[(out == -1) & (u >= low) & (u < low + c.fraction)] = k
-            low += c.fraction
-    return out
-
-
-def cell_class_scale(scenario: Scenario, cell_ids: np.ndarray) -> np.ndarray:
-    """[N, S] multiplier of the users (and offered traffic) of each cell and slice: its class's ``load_scale``
-    times ``slice_load[slice id]`` (1 for cells in no class)."""
-    cls = cell_classes_of(scenario, cell_ids)
-    table = np.ones((len(scenario.cell_classes) + 1, len(scenario.slices)))  # last row: no class
-    col = scenario.slice_index
-    for k, c in enumerate(scenario.cell_classes):
-        table[k] *= c.load_scale
-        for sid, mult in c.slice_load.items():
-            table[k, col[sid]] *= mult
-    return table[cls]  # index -1 -> the last row
 
 
 @dataclass(frozen=True)
@@ -125,6 +97,8 @@ class Simulator:
         self.traffic = make_traffic(scenario)
         self._init_slices()
         self._init_static_draws()
+        self._plan = (EventPlan(scenario, cell_ids, self.geometry.nbr_ids, self.traffic)
+                      if scenario.events else None)  # what-if events; None keeps the event-free path as it was
         self.period = 0
         self.cell_util = np.full(len(cell_ids), INITIAL_UTIL)  # [N] PRB utilisation of the last period
         self.backlog_mbit = np.zeros((len(cell_ids), self.n_slices))  # [N, S]
@@ -138,28 +112,13 @@ class Simulator:
         self.n_slices = len(sc.slices)
         self.throughput_req_mbps = np.array([s.throughput_req_mbps for s in sc.slices])
         self.delay_req_ms = np.array([s.delay_req_ms for s in sc.slices])
-        self._users_peak = np.array([s.users_peak for s in sc.slices]) * sc.traffic.load_scale
         self._demand_per_user = self.throughput_req_mbps * np.array([s.demand_factor for s in sc.slices])
         self._packet_mbit = np.array([s.packet_kbit for s in sc.slices]) / 1000.0
-        idx = sc.slice_index
-        self._initial = np.zeros(self.n_slices, dtype=bool)
-        self._initial[[idx[i] for i in sc.initial_slices]] = True
-        self._events = []  # (at_step, add columns, remove columns, [N] bool cells affected)
-        for e, ev in enumerate(sc.schedule):
-            hit = rng.uniform(sc.seed, Stream.EVENTS, e, self.cell_ids, 1)[:, 0] < ev.cells_fraction
-            at = int(round(ev.at_fraction * sc.steps))
-            self._events.append((at, [idx[i] for i in ev.add], [idx[i] for i in ev.remove], hit))
+        self._slices = SliceMask(sc, self.cell_ids)  # initial slices, schedule, add_slice events
 
     def _init_static_draws(self) -> None:
         sc, ids, S = self.scenario, self.cell_ids, self.n_slices
-        self._cell_scale = np.exp(
-            sc.traffic.cell_scale_sigma * rng.normal(sc.seed, Stream.CELL_SCALE, 0, ids, 1)[:, 0]
-            - 0.5 * sc.traffic.cell_scale_sigma**2
-        )  # [N]
-        jitter = sc.traffic.phase_jitter_periods
-        u = rng.uniform(sc.seed, Stream.CELL_PHASE, 0, ids, 1)[:, 0]
-        self._phase = np.floor(u * (2 * jitter + 1)).astype(np.int64) - jitter + 10 * PERIODS_PER_DAY  # [N] >= 0
-        self._class_scale = cell_class_scale(sc, ids)  # [N, S] users multiplier of each cell's class
+        self._users = CellUsers(sc, ids, self.traffic)  # users before masks and events
         offset_db = np.array([s.sinr_offset_db for s in sc.slices])
         self._geometry_db = offset_db + sc.radio.shadowing_db * rng.normal(sc.seed, Stream.GEOMETRY, 0, ids, S)
         radio = sc.radio
@@ -189,12 +148,23 @@ class Simulator:
         self._cell_req = (tp.astype(np.float64), dl.astype(np.float64), agg)
 
     def requirements(self) -> tuple[np.ndarray, np.ndarray]:
-        """(throughput_req_mbps, delay_req_ms) in force, [N, S] each."""
+        """(throughput_req_mbps, delay_req_ms) in force at the current period, [N, S] each: the catalogue's, or the
+        A1 policies' (``set_requirements``), replaced where a requirement event sets one."""
         shape = (len(self.cell_ids), self.n_slices)
+        tp, dl, _ = self._requirements_at(self.period)
+        return np.broadcast_to(tp, shape).copy(), np.broadcast_to(dl, shape).copy()
+
+    def _requirements_at(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(throughput [S] or [N, S], delay [S] or [N, S], guaranteed aggregate [N, S] or None) in force at t."""
         if self._cell_req is None:
-            return (np.broadcast_to(self.throughput_req_mbps, shape).copy(),
-                    np.broadcast_to(self.delay_req_ms, shape).copy())
-        return self._cell_req[0].copy(), self._cell_req[1].copy()
+            tp, dl, agg = self.throughput_req_mbps, self.delay_req_ms, None
+        else:
+            tp, dl, agg = self._cell_req
+        changed = None if self._plan is None else self._plan.requirements(t)
+        if changed is not None:  # requirement events take precedence over A1 policies and the catalogue
+            tp = np.where(np.isnan(changed[0]), tp, changed[0])
+            dl = np.where(np.isnan(changed[1]), dl, changed[1])
+        return tp, dl, agg
 
     @property
     def demand_per_user_mbps(self) -> np.ndarray:
@@ -203,26 +173,26 @@ class Simulator:
 
     # -- per-period inputs --------------------------------------------------------------------------------
     def slice_mask(self, period: int | None = None) -> np.ndarray:
-        """[N, S] active slices at ``period`` (default: the current one)."""
+        """[N, S] active slices at ``period`` (default: the current one); a down cell has none."""
         t = self.period if period is None else period
-        mask = np.broadcast_to(self._initial, (len(self.cell_ids), self.n_slices)).copy()
-        for at, add, remove, hit in self._events:
-            if t >= at:
-                for col in add:
-                    mask[hit, col] = True
-                for col in remove:
-                    mask[hit, col] = False
+        mask = self._slices.at(t)
+        down = None if self._plan is None else self._plan.down(t)
+        if down is not None:
+            mask[down] = False
         return mask
 
     def demand(self, period: int | None = None) -> Demand:
-        """Users and offered traffic of ``period`` (default: current): perfect knowledge, for the traffic baseline."""
+        """Users and offered traffic of ``period`` (default: current): perfect knowledge, for the traffic baseline.
+        Includes the events: traffic multipliers, and the users a cell takes over from down cells."""
         t = self.period if period is None else period
-        sc = self.scenario
-        activity = self.traffic.activity(t + self._phase)  # [N, S]
-        sigma = sc.traffic.noise_sigma
-        noise = np.exp(sigma * rng.normal(sc.seed, Stream.USERS, t, self.cell_ids, self.n_slices) - 0.5 * sigma**2)
-        users = self._users_peak * self._cell_scale[:, None] * self._class_scale * activity * noise  # [N, S]
+        users = self._users.at(t)  # [N, S]
+        scale = None if self._plan is None else self._plan.traffic_scale(t)
+        if scale is not None:
+            users = users * scale
         users = np.where(self.slice_mask(t), users, 0.0)
+        inflow = None if self._plan is None else self._plan.inflow(t)
+        if inflow is not None:
+            users = users + inflow
         return Demand(users=users, offered_mbps=users * self._demand_per_user)
 
     def interference_mw(self, halo_util: np.ndarray | None) -> np.ndarray:
@@ -235,6 +205,9 @@ class Simulator:
         if len(halo) != len(self.halo_ids):
             raise ValueError(f"halo_util: expected {len(self.halo_ids)} values (one per halo id), got {len(halo)}")
         util = np.concatenate([self.cell_util, halo])[self._nbr_pos]  # [N, K]
+        gone = None if self._plan is None else self._plan.interferers_down(self.period)
+        if gone is not None:  # a down neighbour transmits nothing from its first down period on
+            util = np.where(gone, 0.0, util)
         return (self.geometry.nbr_rx_mw * util).sum(axis=1)
 
     # -- one period ---------------------------------------------------------------------------------------
@@ -276,15 +249,12 @@ class Simulator:
             delay = np.where(capacity > 0, np.minimum(np.nan_to_num(delay, nan=MAX_DELAY_MS), MAX_DELAY_MS),
                              MAX_DELAY_MS)
             prb_util = np.where(capacity > 0, x * served / (capacity * T), 0.0)
-        if self._cell_req is None:
-            r = np.minimum(np.minimum(throughput / self.throughput_req_mbps, self.delay_req_ms / delay), 1.0)
-        else:  # A1 policies: per-cell requirements, and a guaranteed aggregate where one is set
-            tp_req, dl_req, agg = self._cell_req
-            r = np.minimum(np.minimum(throughput / tp_req, dl_req / delay), 1.0)
-            if agg is not None:
-                need = np.minimum(agg, dem.offered_mbps) * T  # [N, S] Mbit that must be served
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    r = np.minimum(r, np.where(need > 1e-9, served / need, 1.0))
+        tp_req, dl_req, agg = self._requirements_at(t)  # [S] (catalogue) or [N, S] (A1 policies, events)
+        r = np.minimum(np.minimum(throughput / tp_req, dl_req / delay), 1.0)
+        if agg is not None:  # A1 policies: a guaranteed aggregate where one is set
+            need = np.minimum(agg, dem.offered_mbps) * T  # [N, S] Mbit that must be served
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.minimum(r, np.where(need > 1e-9, served / need, 1.0))
         r = np.where(mask, r, 0.0)
         zero = ~mask
         report = KpiReport(

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from slicing.config import SECTOR_AZIMUTH_DEG as _AZIMUTHS
 from slicing.config import Radio, Topology
 
-SECTOR_AZIMUTH_DEG = np.array([30.0, 150.0, 270.0])
+SECTOR_AZIMUTH_DEG = np.array(_AZIMUTHS)  # the layout (sites, centroids) is Topology's, so config can check regions
 _CANDIDATE_SITES = 19  # own site + two rings: every interferer that can rank in the top K
 
 
@@ -38,13 +39,8 @@ class CellGeometry:
 
 
 def site_positions(topo: Topology) -> np.ndarray:
-    """[sites, 2] metres, hexagonal grid filled row by row in a near-square patch."""
-    cols = int(np.ceil(np.sqrt(topo.sites)))
-    idx = np.arange(topo.sites)
-    row, col = idx // cols, idx % cols
-    x = topo.isd_m * (col + 0.5 * (row % 2))
-    y = topo.isd_m * (np.sqrt(3.0) / 2.0) * row
-    return np.stack([x, y], axis=1)
+    """[sites, 2] metres, hexagonal grid filled row by row in a near-square patch (``Topology.site_xy_m``)."""
+    return topo.site_xy_m()
 
 
 def path_loss_db(distance_m: np.ndarray, carrier_ghz: float) -> np.ndarray:
@@ -59,9 +55,9 @@ def antenna_gain_db(offset_deg: np.ndarray) -> np.ndarray:
     return -np.minimum(12.0 * (theta / 65.0) ** 2, 20.0)
 
 
-def _centroids(sites_xy: np.ndarray, cell_ids: np.ndarray, isd_m: float) -> np.ndarray:
-    az = np.deg2rad(SECTOR_AZIMUTH_DEG[cell_ids % 3])
-    return sites_xy[cell_ids // 3] + (isd_m / 3.0) * np.stack([np.cos(az), np.sin(az)], axis=1)
+def cell_centroids(topo: Topology, cell_ids: np.ndarray | None = None) -> np.ndarray:
+    """[N, 2] metres: the centroid of each cell's sector (all cells when ``cell_ids`` is None)."""
+    return topo.centroid_xy_m(cell_ids)
 
 
 def _rx_power_mw(tx_site_xy: np.ndarray, tx_sector: np.ndarray, at_xy: np.ndarray, radio: Radio) -> np.ndarray:
@@ -77,7 +73,7 @@ def build_geometry(topo: Topology, radio: Radio, cell_ids: np.ndarray | None = N
     if cell_ids is None:
         cell_ids = np.arange(topo.cells, dtype=np.int64)
     cell_ids = np.asarray(cell_ids, dtype=np.int64)
-    centroid = _centroids(sites_xy, cell_ids, topo.isd_m)  # [N, 2]
+    centroid = topo.centroid_xy_m(cell_ids)  # [N, 2]
     k_sites = min(_CANDIDATE_SITES, topo.sites)
     _, near = cKDTree(sites_xy).query(centroid, k=k_sites)  # [N, k_sites]
     near = np.asarray(near, dtype=np.int64).reshape(len(cell_ids), k_sites)

@@ -9,6 +9,9 @@ with a static lognormal per-cell volume scale, a static per-cell phase shift of 
   smooth bumps like the measured masks of the IDLA paper's Fig. 2.
 - ``csv_trace``: replay of a CSV of normalised activity, one row per period (wrapping around), one column per
   slice id (header ``period,1,2,3,4``; the ``period`` column is optional). Values are clipped to [0, 1].
+
+``CellUsers`` turns a model into the users of any set of global cell ids (the simulator's own cells, or the down
+cells of an outage whose users move into them), with the cell classes' multipliers (``Scenario.cell_classes``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import Protocol
 
 import numpy as np
 
+from slicing import rng
 from slicing.config import Scenario
+from slicing.rng import Stream
 
 PERIODS_PER_DAY = 96
 
@@ -96,3 +101,68 @@ TRAFFIC_MODELS: dict[str, type[DailyMask] | type[CsvTrace]] = {"daily_mask": Dai
 
 def make_traffic(scenario: Scenario) -> TrafficModel:
     return TRAFFIC_MODELS[scenario.traffic.model](scenario)
+
+
+CELL_CLASS_STREAM = 101  # counter-RNG stream of the fraction-based cell classes (ids of rng.Stream are < 100)
+
+
+def cell_classes_of(scenario: Scenario, cell_ids: np.ndarray) -> np.ndarray:
+    """[N] index into ``scenario.cell_classes`` of each global cell id, -1 for cells in no class. Listed cells
+    first; the unlisted ones fall in the fraction classes by one uniform draw per global id (consecutive
+    intervals of [0, 1)), so membership does not depend on which cells are simulated together."""
+    ids = np.asarray(cell_ids, dtype=np.int64)
+    out = np.full(len(ids), -1, dtype=np.int64)
+    if not scenario.cell_classes:
+        return out
+    for k, c in enumerate(scenario.cell_classes):
+        if c.cells is not None:
+            out[np.isin(ids, np.asarray(c.cells, dtype=np.int64))] = k
+    u = rng.uniform(scenario.seed, CELL_CLASS_STREAM, 0, ids, 1)[:, 0]
+    low = 0.0
+    for k, c in enumerate(scenario.cell_classes):
+        if c.fraction is not None:
+            out[(out == -1) & (u >= low) & (u < low + c.fraction)] = k
+            low += c.fraction
+    return out
+
+
+def cell_class_scale(scenario: Scenario, cell_ids: np.ndarray) -> np.ndarray:
+    """[N, S] multiplier of the users (and offered traffic) of each cell and slice: its class's ``load_scale``
+    times ``slice_load[slice id]`` (1 for cells in no class)."""
+    cls = cell_classes_of(scenario, cell_ids)
+    table = np.ones((len(scenario.cell_classes) + 1, len(scenario.slices)))  # last row: no class
+    col = scenario.slice_index
+    for k, c in enumerate(scenario.cell_classes):
+        table[k] *= c.load_scale
+        for sid, mult in c.slice_load.items():
+            table[k, col[sid]] *= mult
+    return table[cls]  # index -1 -> the last row
+
+
+class CellUsers:
+    """Mean active users [N, S] of a set of global cell ids per period, before slice masks and events:
+    users_peak * load_scale * scale_c * class_cs * a_s(t + phase_c) * noise. Every draw is keyed by the global
+    cell id, so a cell gets the same users whichever set it is computed in."""
+
+    def __init__(self, scenario: Scenario, cell_ids: np.ndarray, model: TrafficModel | None = None) -> None:
+        sc, ids = scenario, np.asarray(cell_ids, dtype=np.int64)
+        self.scenario, self.cell_ids = sc, ids
+        self.model = make_traffic(sc) if model is None else model
+        self._users_peak = np.array([s.users_peak for s in sc.slices]) * sc.traffic.load_scale  # [S]
+        self._cell_scale = np.exp(
+            sc.traffic.cell_scale_sigma * rng.normal(sc.seed, Stream.CELL_SCALE, 0, ids, 1)[:, 0]
+            - 0.5 * sc.traffic.cell_scale_sigma**2
+        )  # [N]
+        jitter = sc.traffic.phase_jitter_periods
+        u = rng.uniform(sc.seed, Stream.CELL_PHASE, 0, ids, 1)[:, 0]
+        self._phase = np.floor(u * (2 * jitter + 1)).astype(np.int64) - jitter + 10 * PERIODS_PER_DAY  # [N] >= 0
+        self._class_scale = cell_class_scale(sc, ids)  # [N, S] users multiplier of each cell's class
+
+    def at(self, period: int) -> np.ndarray:
+        """[N, S] users of ``period``."""
+        sc = self.scenario
+        activity = self.model.activity(period + self._phase)  # [N, S]
+        sigma = sc.traffic.noise_sigma
+        noise = np.exp(sigma * rng.normal(sc.seed, Stream.USERS, period, self.cell_ids, len(sc.slices))
+                       - 0.5 * sigma**2)  # [N, S]
+        return self._users_peak * self._cell_scale[:, None] * self._class_scale * activity * noise

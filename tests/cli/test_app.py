@@ -12,7 +12,7 @@ DOCUMENTED = {
     "bench": {"rl", "microopt", "serve", "export", "overload", "chaos"},
     "train-rl": None, "demo": None, "tune": None, "experiment": {"safety", "imitation", "transfer", "microopt", "twin"},
     "agents": {"list", "register"}, "models": {"push", "list", "activate"},
-    "transfer": None, "serve": None, "reproduce": None,
+    "transfer": None, "serve": None, "reproduce": None, "whatif": None,
 }
 
 
