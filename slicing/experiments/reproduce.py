@@ -16,6 +16,7 @@ not the paper-length figures); ``tiny`` is for the tests (seconds per run). ``re
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -465,6 +466,8 @@ def run_paper(paper: Paper, seeds: list[int], budget: Budget, out: Path, base: S
             log(f"{paper.name}: seed {seed} ({k + 1} of {len(seeds)})")
             res = paper.run(seed, budget, folder / f"seed{seed}", base, labelled(f"{paper.name} seed {seed}"))
             runs.append(res)
+            (folder / f"seed{seed}").mkdir(parents=True, exist_ok=True)
+            (folder / f"seed{seed}" / "run.json").write_text(json.dumps(res, indent=1, default=str))
             if k == 0:
                 figure_files = res["figures"]
     claims = [judge(c, runs) for c in paper.claims]

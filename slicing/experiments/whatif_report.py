@@ -5,7 +5,8 @@
 - ``series.png``: P(satisfied) and the fraction of violating cells per period, per variant (first scheme, mean
   over seeds, band = min..max);
 - ``map_<variant>.png``: the hex grid of cells coloured by the change in each cell's P(satisfied) vs the base
-  (first scheme, mean over seeds); cells that are down in the variant are grey.
+  (first scheme, mean over seeds); cells that are down in the variant are grey (light, outlined: down for part of
+  the horizon, so their P over the other periods is not compared).
 
 ``write_report(out, study, results, summary)`` returns the Markdown path. Inputs are the runner's
 (``slicing/runtime/whatif.py``); this module only draws and writes.
@@ -123,17 +124,17 @@ def plot_map(path: Path, study: LoadedStudy, results: list[RunResult], variant: 
     isd_km = sc.topology.isd_m / 1000.0
     extent = float(max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]))) + isd_km  # km the axes span, about
     size = float(np.clip((0.6 * isd_km * 400.0 / extent) ** 2, 0.05, 900.0))  # ~ a sector's width, in points^2
-    never = np.isnan(delta)
-    ok = ~never
-    span = max(0.05, float(np.nanmax(np.abs(delta))) if ok.any() else 0.05)
+    never = np.isnan(delta)  # down in every period (or never carried a slice)
+    part = down & ~never  # down for part of the horizon: its P over the live periods is not comparable
+    ok = ~never & ~part
+    span = max(0.05, float(np.nanmax(np.abs(delta[ok]))) if ok.any() else 0.05)
     sc_ = ax.scatter(xy[ok, 0], xy[ok, 1], c=delta[ok], s=size, marker="h", cmap="RdBu",
                      norm=TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span), linewidths=0)
-    if never.any():
-        ax.scatter(xy[never, 0], xy[never, 1], c="0.6", s=size, marker="h", linewidths=0, label="down all horizon")
-    part = down & ok
     if part.any():
-        ax.scatter(xy[part, 0], xy[part, 1], s=size, marker="h", facecolors="none", edgecolors="0.3",
-                   linewidths=0.4, label="down part of the horizon")
+        ax.scatter(xy[part, 0], xy[part, 1], s=size, marker="h", facecolors="0.85", edgecolors="0.2",
+                   linewidths=0.6, label="down part of the horizon")
+    if never.any():
+        ax.scatter(xy[never, 0], xy[never, 1], c="0.55", s=size, marker="h", linewidths=0, label="down all horizon")
     if never.any() or part.any():
         ax.legend(fontsize=8, loc="upper right")
     fig.colorbar(sc_, ax=ax, label="Δ P(r >= 0.999) of the cell vs base")
