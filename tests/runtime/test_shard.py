@@ -82,3 +82,24 @@ def test_traffic_shard_allocates_the_traffic_baseline_of_the_next_period(scenari
     shard.allocate(1)
     expected = traffic_proportional(shard.sim.demand(1).offered_mbps, shard.sim.slice_mask(1))
     np.testing.assert_array_equal(shard.allocations_array(), expected)
+
+
+def test_the_allocators_features_follow_a_requirement_event(scenario):
+    """A what-if requirement event (slicing/sim/events.py) reaches IDLA's features, not only the simulator's r."""
+    sc = scenario.model_copy(update={"events": ()})
+    data = sc.model_dump(mode="json")
+    data["events"] = [{"kind": "requirement", "slice": 4, "delay_ms": 15.0, "start": 2,
+                       "region": {"cells": {"first": 0, "last": 5}}}]
+    sc = type(sc).model_validate(data)
+    shard = CellShard(sc, 0, 18, "traffic")
+    j = [s.id for s in sc.slices].index(4)
+    catalogue = sc.slices[j].delay_req_ms
+    for t in range(3):
+        shard.step(t, np.full(len(shard.halo_ids()), 0.5))
+        delay = shard._features()[:, j, -1]  # z's last column: the delay requirement in force next period
+        if t + 1 < 2:
+            assert np.all(delay == catalogue)
+        else:
+            np.testing.assert_array_equal(delay[:6], 15.0)
+            assert np.all(delay[6:] == catalogue)
+        shard.allocate(t + 1)
