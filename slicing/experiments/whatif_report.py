@@ -26,6 +26,8 @@ from slicing.study import BASE, LoadedStudy
 LABELS = {"p_satisfied": "P(r >= 0.999)", "mean_r": "mean r", "utility": "utility (sum log(1 + r))",
           "prb_util": "PRB utilisation", "cells_violating": "violating cells (share)"}
 MAP_MAX_VARIANTS = 12
+ZOOM_MIN_CELLS = 3000  # larger networks get a second map panel zoomed on the cells that changed
+ZOOM_CHANGE = 0.02  # ... by more than this in P(satisfied), or went down
 
 
 def _plt():
@@ -120,29 +122,41 @@ def plot_map(path: Path, study: LoadedStudy, results: list[RunResult], variant: 
     ids, delta, down = cell_delta(study, results, variant, scheme)
     xy = cell_centroids(sc.topology, ids) / 1000.0  # [N, 2] km
     n = len(ids)
-    fig, ax = plt.subplots(figsize=(7.5, 6.2))
-    isd_km = sc.topology.isd_m / 1000.0
-    extent = float(max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]))) + isd_km  # km the axes span, about
-    size = float(np.clip((0.6 * isd_km * 400.0 / extent) ** 2, 0.05, 900.0))  # ~ a sector's width, in points^2
     never = np.isnan(delta)  # down in every period (or never carried a slice)
     part = down & ~never  # down for part of the horizon: its P over the live periods is not comparable
     ok = ~never & ~part
     span = max(0.05, float(np.nanmax(np.abs(delta[ok]))) if ok.any() else 0.05)
-    sc_ = ax.scatter(xy[ok, 0], xy[ok, 1], c=delta[ok], s=size, marker="h", cmap="RdBu",
-                     norm=TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span), linewidths=0)
-    if part.any():
-        ax.scatter(xy[part, 0], xy[part, 1], s=size, marker="h", facecolors="0.85", edgecolors="0.2",
-                   linewidths=0.6, label="down part of the horizon")
-    if never.any():
-        ax.scatter(xy[never, 0], xy[never, 1], c="0.55", s=size, marker="h", linewidths=0, label="down all horizon")
-    if never.any() or part.any():
-        ax.legend(fontsize=8, loc="upper right")
-    fig.colorbar(sc_, ax=ax, label="Δ P(r >= 0.999) of the cell vs base")
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span)
+    isd_km = sc.topology.isd_m / 1000.0
+    changed = down | never | (np.abs(np.nan_to_num(delta)) > ZOOM_CHANGE)
+    zoom = n > ZOOM_MIN_CELLS and changed.any()
+    fig, axes = plt.subplots(1, 2 if zoom else 1, figsize=(13.5 if zoom else 7.5, 6.2), squeeze=False)
+    views = [np.ones(n, dtype=bool)]
+    if zoom:  # the whole network hides a local change: a second panel on the cells that changed, padded
+        lo, hi = xy[changed].min(axis=0) - 3 * isd_km, xy[changed].max(axis=0) + 3 * isd_km
+        views.append(np.all((xy >= lo) & (xy <= hi), axis=1))
+    for ax, view in zip(axes[0], views, strict=True):
+        extent = float(max(np.ptp(xy[view, 0]), np.ptp(xy[view, 1]))) + isd_km  # km the axes span, about
+        size = float(np.clip((0.6 * isd_km * 400.0 / extent) ** 2, 0.05, 900.0))  # ~ a sector's width, points^2
+        o, pt, nv = ok & view, part & view, never & view
+        sc_ = ax.scatter(xy[o, 0], xy[o, 1], c=delta[o], s=size, marker="h", cmap="RdBu", norm=norm, linewidths=0)
+        if pt.any():
+            ax.scatter(xy[pt, 0], xy[pt, 1], s=size, marker="h", facecolors="0.85", edgecolors="0.2",
+                       linewidths=0.6 if size > 4 else 0, label="down part of the horizon")
+        if nv.any():
+            ax.scatter(xy[nv, 0], xy[nv, 1], c="0.55", s=size, marker="h", linewidths=0, label="down all horizon")
+        if pt.any() or nv.any():
+            ax.legend(fontsize=8, loc="upper right")
+        ax.set_xlabel("x (km)")
+        ax.set_ylabel("y (km)")
+        ax.set_aspect("equal")
+    if zoom:
+        axes[0][1].set_title(f"zoom: the {int(changed.sum())} cells that changed by > {ZOOM_CHANGE:g} or went "
+                             "down, and around them", fontsize=9)
+    fig.colorbar(sc_, ax=axes[0][-1], label="Δ P(r >= 0.999) of the cell vs base")
     lost = int(((delta < -0.01) & ok).sum())
-    ax.set_title(f"{s.name} / {variant} ({scheme}): {lost} of {n} cells lose > 1 pt of P(satisfied)", fontsize=10)
-    ax.set_xlabel("x (km)")
-    ax.set_ylabel("y (km)")
-    ax.set_aspect("equal")
+    axes[0][0].set_title(f"{s.name} / {variant} ({scheme}): {lost} of {n} cells lose > 1 pt of P(satisfied)",
+                         fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

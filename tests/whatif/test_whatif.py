@@ -134,3 +134,42 @@ def test_a_bad_study_exits_2_naming_the_key(tmp_path: Path) -> None:
                           timeout=120, cwd=ROOT)
     assert proc.returncode == 2
     assert "variants.0.events.0.region" in proc.stderr and "9" in proc.stderr
+
+
+def test_a_large_network_map_zooms_on_the_cells_that_changed(tmp_path: Path, monkeypatch) -> None:
+    """Above 3000 cells a local change is a speck on the whole map: a second panel zooms on it."""
+    from slicing.experiments.whatif_report import plot_map
+    from slicing.runtime.whatif import RunResult
+
+    body = dict(STUDY, sites=1100, periods=4, schemes=["traffic"], seeds=[0],
+                variants=[{"name": "down", "events": [{"kind": "outage", "region": {"sites": [500]}, "start": 1,
+                                                       "stop": 3}]}])
+    p = tmp_path / "big.yaml"
+    p.write_text(yaml.safe_dump(body))
+    big = load_study(p)
+    n = big.cells
+    ids = np.arange(n)
+    live = np.full(n, 4.0)
+
+    def run(variant: str, p_sat: np.ndarray, live_periods: np.ndarray) -> RunResult:
+        return RunResult(variant, "traffic", 0, {}, {}, {"cell_id": ids, "p_satisfied": p_sat, "mean_r": p_sat,
+                                                         "violating": 1 - p_sat, "live": live_periods})
+
+    p_var = np.full(n, 0.9)
+    p_var[1497:1500] = 0.7  # the down site's neighbours lose
+    down_live = live.copy()
+    down_live[1500:1503] = 2.0
+    results = [run(BASE, np.full(n, 0.9), live), run("down", p_var, down_live)]
+    import matplotlib.pyplot as plt
+
+    seen = []
+    orig = plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, axes = orig(*args, **kwargs)
+        seen.append(axes.shape)
+        return fig, axes
+
+    monkeypatch.setattr(plt, "subplots", spy)
+    out = plot_map(tmp_path / "map.png", big, results, "down")
+    assert seen == [(1, 2)] and out.stat().st_size > 20_000
