@@ -61,6 +61,27 @@ def test_aws_config_validates(no_network) -> None:
     assert "2.60.0" in cfg["docker"]["image"]
 
 
+def test_aws_has_a_study_worker_type_that_scales_from_zero(no_network) -> None:
+    cfg = ray_validate(load("aws.yaml"))
+    study = cfg["available_node_types"]["study_worker"]
+    assert study["min_workers"] == 0 and study["max_workers"] >= 1 and study["resources"]["study"] >= 1
+    assert cfg["max_workers"] >= study["max_workers"] + cfg["available_node_types"]["cpu_worker"]["max_workers"]
+
+
+def test_fake_multinode_config_validates_and_stays_on_loopback(no_network) -> None:
+    """Validated as given: Ray's prepare_config would merge the provider's defaults file, which 2.60's wheel lacks
+    (so the YAML is complete on its own)."""
+    from ray.autoscaler._private.util import validate_config
+
+    cfg = load("fake_multinode.yaml")
+    validate_config(copy.deepcopy(cfg))
+    assert cfg["provider"]["type"] == "fake_multinode"
+    assert cfg["provider"]["gcs_address"].startswith("127.0.0.1:")
+    head = cfg["available_node_types"][cfg["head_node_type"]]
+    assert head["resources"]["CPU"] == 0 and head["max_workers"] == 0  # every run needs a worker
+    assert cfg["available_node_types"]["study"]["min_workers"] == 0
+
+
 def test_onprem_config_validates(no_network) -> None:
     raw = load("onprem.yaml")
     cfg = ray_validate(raw)
@@ -75,7 +96,7 @@ def test_onprem_config_validates(no_network) -> None:
 
 
 def test_every_cluster_key_is_commented() -> None:
-    for name in ("aws.yaml", "onprem.yaml"):
+    for name in ("aws.yaml", "onprem.yaml", "fake_multinode.yaml"):
         lines = (CLUSTER / name).read_text().splitlines()
         for i, line in enumerate(lines):
             stripped = line.strip()
