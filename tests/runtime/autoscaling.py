@@ -24,10 +24,12 @@ How the pieces fit (read from ray 2.60, ``ray/autoscaler/_private/fake_multi_nod
   is ``127.0.0.1`` only when ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (otherwise the host's outbound interface
   address). The harness sets it for the head (the monitor inherits it) and checks every node the GCS knows.
 
-Stopping: SIGTERM to the head's process group (the head, GCS, monitor, the provider's nodes, their workers), then
-every process still in that group or whose command line names this cluster's own temp dir is killed by pid after
-re-checking that it is still ours. ``ray stop`` is never run (it stops every Ray on the host) and
-``ray.cluster_utils.AutoscalingCluster`` is not used (it runs ``ray stop --force``).
+Stopping: SIGTERM to the head's process group (the head, GCS, monitor, the provider's nodes and their agents), then
+whatever of this cluster is left is killed by pid, re-checked as ours just before: still in that group, or naming
+this cluster's own temp dir on its command line, or carrying this cluster's marker (``SLICING_FAKE_CLUSTER=<temp dir
+name>``) in its environment. The marker is what finds Ray's worker processes: each raylet starts them in process
+groups of their own and they rename themselves ``ray::...``. ``ray stop`` is never run (it stops every Ray on the
+host) and ``ray.cluster_utils.AutoscalingCluster`` is not used (it runs ``ray stop --force``).
 
 Other Ray instances on the host are not disturbed: free ports for the GCS, the Ray client server and the dashboard
 agent, random ports for everything else, no dashboard, its own short temp dir under /tmp (unix socket paths must
@@ -90,11 +92,13 @@ ray.shutdown()
 """
 
 
-def free_port() -> int:
-    """A port nothing on this host listens on now (bound on 127.0.0.1, then released)."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports nothing on this host uses now (bound together on 127.0.0.1, then released)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind((LOOPBACK, 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def _proc_info(pid: int) -> tuple[int, str, str] | None:
@@ -356,7 +360,7 @@ class FakeAutoscalingCluster:
         self.processes()  # remember the current pids: they are checked after the group is gone
         _kill_group(self.head, grace_s)
         left = self.leftovers()
-        for sig, wait_s in ((None, 10.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for sig, wait_s in ((None, 5.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             for pid in left if sig is not None else []:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
@@ -368,7 +372,7 @@ class FakeAutoscalingCluster:
         return left
 
 
-def _write_config(yaml_path: Path, out: Path, gcs_port: int, head_cpus: float) -> dict[str, Any]:
+def _write_config(yaml_path: Path, out: Path, gcs_port: int, head_cpus: int) -> dict[str, Any]:
     """A copy of the cluster YAML for this head: provider.gcs_address on its port, the head type's CPU = head_cpus."""
     config = yaml.safe_load(Path(yaml_path).read_text())
     if config.get("provider", {}).get("type") != "fake_multinode":
@@ -393,7 +397,7 @@ def cluster_env(token: str, marker: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def fake_autoscaling_cluster(yaml_path: str | Path = DEFAULT_YAML, tmp_path: str | Path | None = None,
-                             head_cpus: float = 1, *, start_timeout: float = 90.0, sample_interval: float = 1.0,
+                             head_cpus: int = 1, *, start_timeout: float = 90.0, sample_interval: float = 1.0,
                              object_store_memory: int = 500_000_000, update_interval_s: int = 1,
                              stop_grace_s: float = 30.0) -> Iterator[FakeAutoscalingCluster]:
     """Start a head (``head_cpus`` CPUs) whose autoscaler adds and removes fake worker nodes per ``yaml_path``;
@@ -402,7 +406,7 @@ def fake_autoscaling_cluster(yaml_path: str | Path = DEFAULT_YAML, tmp_path: str
     tmp = Path(tmp_path) if tmp_path is not None else Path(tempfile.mkdtemp(prefix="fakeas-"))
     tmp.mkdir(parents=True, exist_ok=True)
     ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: unix socket paths live under it
-    gcs_port = free_port()
+    gcs_port, client_port, agent_port = free_ports(3)  # the rest of Ray's ports are random (0)
     config_path = tmp / "fake_multinode.yaml"
     config = _write_config(Path(yaml_path), config_path, gcs_port, head_cpus)
     token = secrets.token_hex(16)
@@ -413,13 +417,17 @@ def fake_autoscaling_cluster(yaml_path: str | Path = DEFAULT_YAML, tmp_path: str
     head_env = env | {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": str(update_interval_s),
                       "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     cmd = [str(BIN / "ray"), "start", "--head", "--block", f"--node-ip-address={LOOPBACK}", f"--port={gcs_port}",
-           f"--num-cpus={head_cpus:g}", f"--autoscaling-config={config_path}", "--include-dashboard=false",
-           f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+           f"--num-cpus={head_cpus}", f"--autoscaling-config={config_path}", "--include-dashboard=false",
+           f"--ray-client-server-port={client_port}", f"--dashboard-agent-listen-port={agent_port}",
            "--min-worker-port=0", "--max-worker-port=0", f"--object-store-memory={object_store_memory}",
            f"--temp-dir={ray_tmp}", "--disable-usage-stats"]
-    with open(tmp / "head.log", "w") as log:
-        head = subprocess.Popen(cmd, env=head_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=tmp)
+    try:
+        with open(tmp / "head.log", "w") as log:
+            head = subprocess.Popen(cmd, env=head_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=tmp)
+    except BaseException:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+        raise
     cluster = FakeAutoscalingCluster(address=f"{LOOPBACK}:{gcs_port}", tmp=tmp, ray_tmp=ray_tmp,
                                      config_path=config_path, config=config, env=env, head=head)
     left: list[int] = []
