@@ -14,6 +14,7 @@ The runner is ``slicing/runtime/whatif.py``; the report ``slicing/experiments/wh
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -160,7 +161,7 @@ def _base_data(study: Study, path: Path) -> tuple[dict[str, Any], list[str]]:
 def _variant_scenario(data: dict[str, Any], fixed: list[str], variant: Variant | None, key: str) -> Scenario:
     from slicing.config import apply_overrides
 
-    d = apply_overrides(_deep_copy(data), fixed)
+    d = apply_overrides(copy.deepcopy(data), fixed)
     if variant is not None:
         try:
             d = apply_overrides(d, list(variant.set))
@@ -203,14 +204,6 @@ def _rekey_message(msg: str, key: str, n_base_events: int) -> str:
         return f"{key}.events.{i - n_base_events}" if i >= n_base_events else f"scenario.events.{i}"
 
     return re.sub(r"(?<![\w.])events\.(\d+)", sub, msg)
-
-
-def _deep_copy(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _deep_copy(v) for k, v in d.items()}
-    if isinstance(d, list):
-        return [_deep_copy(v) for v in d]
-    return d
 
 
 def load_study(path: str | Path, overrides: list[str] | None = None) -> LoadedStudy:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,25 +92,12 @@ def cell_delta(study: LoadedStudy, results: list[RunResult], variant: str, schem
         return np.nanmean(np.stack([r.cells[key] for r in results if r.variant == name and r.scheme == scheme]),
                           axis=0)
 
-    with np.errstate(invalid="ignore"), _quiet():
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of a cell down in every seed
         p_var, p_base = mean_over_seeds(variant, "p_satisfied"), mean_over_seeds(BASE, "p_satisfied")
         live_var = mean_over_seeds(variant, "live")
     ids = next(r.cells["cell_id"] for r in results if r.variant == variant)
     return ids, p_var - p_base, live_var < study.study.periods  # a cell down for part of the horizon
-
-
-class _quiet:
-    """Silence numpy's 'mean of empty slice' for cells down in every seed."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._w.__exit__(*exc)
 
 
 def plot_map(path: Path, study: LoadedStudy, results: list[RunResult], variant: str) -> Path:
