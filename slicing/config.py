@@ -194,7 +194,7 @@ class IdlaConfig(Strict):
     decay: float = Field(default=0.97, gt=0, le=1, description="per-iteration step-size decay")
     max_iter: int = Field(default=100, ge=1, le=10_000, description="i_max")
     tol: float = Field(default=1e-5, ge=0, le=1, description="eta: stop when ||x(i) - x(i-1)|| < eta")
-    grid_points: int = Field(default=41, ge=3, le=1001, description="tabulation points of f along x (fast path)")
+    grid_points: int = Field(default=21, ge=3, le=1001, description="tabulation points of f along x (fast path)")
     polish_iter: int = Field(default=3, ge=0, le=100, description="exact-gradient iterations after the table")
     method: Literal["tabulated", "autograd"] = Field(default="tabulated", description="see slicing/optim/idla.py")
     # Additions to the paper's Algorithm 1 (measured in slicing/optim/idla.py); all four off = the paper's text.
@@ -203,6 +203,12 @@ class IdlaConfig(Strict):
     dual_candidates: bool = Field(default=True, description="tabulated: add the table's dual-decomposition points")
     fill: bool = Field(default=True, description="hand the budget the estimate leaves unused to the cell's slices in "
                                                  "proportion to their shares (work conservation); off = the paper")
+    refine: int = Field(default=3, ge=0, le=8, description="tabulated: exact local search after the table, moves of "
+                                                          "half a grid step, then halves of that; the number of sizes")
+    lambda_tol: float = Field(default=0.01, ge=0, le=1, description="tabulated: a cell whose multiplier lambda* is "
+                                                                    "at most this keeps its best dual candidate and "
+                                                                    "skips the search (at most this much utility below "
+                                                                    "the table's optimum); 0 = search every cell")
 
 
 class DrlConfig(Strict):

@@ -25,6 +25,8 @@ def bench(
     estimator: Path | None = typer.Option(None, help="a saved estimator (default: train a small one first)"),
     shards: int | None = typer.Option(None, min=1, help="run whole periods on K Ray shard actors instead "
                                                         "(slicing/bench/population.py)"),
+    periods: int = typer.Option(8, min=1, max=96, help="with --shards: timed IDLA periods (medians reported, and the "
+                                                        "first and slowest round)"),
     json_out: JsonOpt = False,
 ) -> None:
     """Time one simulator period and one IDLA allocation of N cells; compare IDLA with the 0.05-grid oracle."""
@@ -35,7 +37,7 @@ def bench(
 
         if shards > -(-cells // 3):
             raise typer.BadParameter(f"--shards {shards}: at most one shard per site ({-(-cells // 3)} sites)")
-        result = bench_population(cells, shards, seed=seed, log=console.print, estimator=estimator)
+        result = bench_population(cells, shards, periods=periods, seed=seed, log=console.print, estimator=estimator)
         console.print(f"{result['cells']} cells on {shards} shard(s): round {result['round_s']:.2f} s (halo "
                       f"{result['halo_s']:.3f} s, step {result['step_s']:.2f} s, allocate {result['allocate_s']:.2f} s)"
                       f" = {result['cells_per_s']:.0f} cells/s")

@@ -53,6 +53,7 @@ PAYLOAD_FORMAT = "slicing.estimator-payload/1"
 # than one huge chunk, and few enough parallel regions to stay robust when another process shares the cores).
 _TAB_BYTES = 64 * 2**20
 STD_FLOOR = 1e-6
+_F_CHUNK = 65_536  # rows per pass of ``f_from_layer1`` (measured: 45 ms per 400k rows on 1 thread, 88 ms unchunked)
 
 
 class EstimatorFileError(ModelFileError):
@@ -164,6 +165,35 @@ def tabulate(model: QosEstimator, z: np.ndarray | torch.Tensor, grid: np.ndarray
             f = torch.addmm(model.out.bias, h, model.out.weight.T).clamp_(0.0, 1.0)  # [n*S*G, 1]
             out[lo:hi] = f.reshape(hi - lo, s, g)  # [n, S, G]
     return out.numpy()
+
+
+def layer1_z(model: QosEstimator, z: torch.Tensor) -> torch.Tensor:
+    """Layer 1's z part plus its bias, ``W1[:, 1:] @ zn + b1``, for M (cell, slice) pairs: ``z[M, 12]`` -> ``[M, H1]``.
+
+    What ``tabulate`` computes once per pair; ``f_from_layer1`` then evaluates f at any x from it.
+    """
+    first = model.layers[0]
+    with torch.inference_mode():
+        zn = (as_float_tensor(z) - model.feat_mean[1:]) / model.feat_std[1:]  # [M, 12]
+        return torch.addmm(first.bias, zn, first.weight[:, 1:].T)  # [M, H1]
+
+
+def f_from_layer1(model: QosEstimator, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """f(x_m, z_m) from ``a = layer1_z(model, z)``: ``a[M, H1]``, ``x[M]`` -> float32 ``[M]``.
+
+    Equals ``model(features)`` up to float32 rounding (layer 1 is summed in another order), like ``tabulate``.
+    """
+    out = torch.empty(len(x), dtype=torch.float32)
+    w1x = model.layers[0].weight[None, :, 0]  # [1, H1]
+    with torch.inference_mode():
+        xn = (x.float() - model.feat_mean[0]) / model.feat_std[0]  # [M]
+        for lo in range(0, len(x), _F_CHUNK):  # cache-sized chunks: 2x faster than one pass over 400k rows
+            hi = lo + _F_CHUNK
+            h = torch.relu_(torch.addcmul(a[lo:hi], xn[lo:hi, None], w1x))  # [m, H1]
+            for layer in model.layers[1:]:
+                h = torch.relu_(torch.addmm(layer.bias, h, layer.weight.T))  # [m, H_k]
+            out[lo:hi] = torch.addmm(model.out.bias, h, model.out.weight.T).clamp_(0.0, 1.0)[:, 0]  # [m]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- persistence

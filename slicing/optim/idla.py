@@ -4,7 +4,8 @@ Per cell c: maximise ``F(x_c) = sum_{s active} log(1 + f(x_cs, z_cs))`` s.t. ``x
 With A1 slice priorities (``slicing/a1.py``) each term is weighted, ``w_cs log(1 + f)``: the table, the gradients
 and every utility that picks a candidate use the weighted terms (``weight=None``: all 1, the paper's problem).
 
-Algorithm 1, as run by both methods on tensors [N cells, P starts, S slices] (no Python loop per cell):
+Algorithm 1, as run by both methods on tensors [N cells, P starts, S slices] (no Python loop per cell; in the
+tabulated method on the cells that ``lambda_tol`` below does not settle):
 
 1. Start points: x0 = the warm start x*(t-1), or the equal share ("default action") for a row without one;
    P points x0 + eps, eps ~ N(0, start_sigma) from the counter-based RNG (``Stream.IDLA_STARTS``, keyed by the
@@ -23,11 +24,11 @@ row has stopped or at ``max_iter``. Per-row stopping, not the max over the batch
 independent of the other cells in the batch.
 
 Additions to the paper's text. Measured (before the fill, below) on 20k cells with estimators trained on the
-project's simulator and on a synthetic saturating target (``IdlaConfig()`` defaults): the literal method reached
-0.9994 resp. 0.989 of the 0.05-grid optimum's total utility, with 0.8 % resp. 37 % of the cells more than 1 % below
-it (worst 0.78 / 0.66); with the additions: 1.0002 resp. 1.0018, 0.01 % resp. 0.2 % (worst 0.99 / 0.97). f is
-steep and saturating (QoS jumps once a slice's load is served), so log(1 + f) is far from the smooth concave case
-the method assumes.
+project's simulator and on a synthetic saturating target (the defaults of then: 41 grid points, before lambda_tol
+and the local search): the literal method reached 0.9994 resp. 0.989 of the 0.05-grid optimum's total utility,
+with 0.8 % resp. 37 % of the cells more than 1 % below it (worst 0.78 / 0.66); with the additions: 1.0002 resp.
+1.0018, 0.01 % resp. 0.2 % (worst 0.99 / 0.97). f is steep and saturating (QoS jumps once a slice's load is
+served), so log(1 + f) is far from the smooth concave case the method assumes.
 
 - ``lambda(0)`` = the mean marginal utility of the cell's active slices at the start point, not 0: the
   primal-dual iteration is barely damped on nearly linear utilities, so its oscillation should start small.
@@ -47,6 +48,15 @@ the method assumes.
 - Tabulated method only (``IdlaConfig.dual_candidates``): further candidates from the table, led by the exact dual
   decomposition (``_Table.dual``), which finds the saddle point the iterations aim at directly and bridges
   convex stretches of f; small grid repairs of it close most of the duality gap left by step-shaped f.
+- Tabulated, with the dual candidates: cells already solved (``IdlaConfig.lambda_tol``). A cell whose slices all
+  reach marginal utilities below lambda_tol at shares that fit the budget (lambda* <= lambda_tol) takes the best
+  of its dual candidates and skips the search (start points, iterations, polish, local search). By weak duality
+  it is then at most lambda_tol below the table's optimum (``_Table.dual``; tested). With the bench estimator
+  98-99 % of the cells are such (every slice nearly satisfied, f ~ 0.99); they shared 1.4 of the 25.4 units the
+  local search added on 50k cells, so skipping them costs ~2e-5 of the total utility and 3/4 of the time.
+- Tabulated: exact local search (``IdlaConfig.refine``, ``local_search.py``) from the chosen point: moves of half
+  a grid step, then halves of that, between the cell's slices, kept only if the network's own log(1 + f) rises.
+  It finds what the table's interpolation cannot see between grid points.
 
 Methods (``IdlaConfig.method``):
 
@@ -56,21 +66,25 @@ Methods (``IdlaConfig.method``):
   per (cell, slice): it is tabulated once on ``grid_points`` values of x by ``qos_estimator.tabulate``, which
   computes layer 1's z contribution once per (cell, slice) and then, per grid point, one broadcast add + ReLU
   and the small remaining layers as batched matmuls: ~G network rows per (cell, slice) instead of
-  2 x iterations x P. The iterations then read value and slope of the piecewise-linear interpolant of
+  2 x iterations x P. The default G = 21 is the 0.05 grid of the exact oracle (``oracle.py``), so the dual sees
+  every point the oracle does. The dual decomposition (geometric bisection on lambda, ~12 scans of the [N, S, G]
+  table, only for the cells lambda_tol does not settle) gives every cell its candidates; the searched cells add
+  their start points and iterations, which read value and slope of the piecewise-linear interpolant of
   log(1 + f) from the table (a gather and ~12 elementwise ops on slice-major [S, N*P] arrays per iteration, rows
-  that stopped compacted away). The dual-decomposition candidates (bisection on lambda: ~20 scans of the
-  [N, S, G] table) join the projected end points; the best candidate by table utility is polished with
-  ``polish_iter`` exact-gradient (autograd) iterations from its lambda, and its exact estimated utility decides
-  per cell whether the polished point is kept.
+  that stopped compacted away). The best candidate by table utility is polished with ``polish_iter``
+  exact-gradient (autograd) iterations from its lambda (kept where the exact utility rises), then refined by the
+  exact local search.
 
-Choosing: ``"tabulated"`` for any real run (~14k cells/s on 2 cores at 100k cells x 4 slices, and the better
-optimiser thanks to the dual candidates); ``"autograd"`` to check the fast path or to study the paper's
-iteration alone (tests require both to agree within 1 % in total utility on a smooth estimator). Increase
-``grid_points`` if f has features narrower than 1 / (grid_points - 1) that matter.
+Choosing: ``"tabulated"`` for any real run (docs/idla.md "The benchmark": 0.7 to 0.9 s per 50k cells x 4 slices
+on one core with the bench's estimator, at 1.0002-1.0003 of the 0.05-grid oracle's utility); ``"autograd"`` to
+check the fast path or to study the paper's iteration alone (tests require both to agree within 1 % in total
+utility on a smooth estimator). ``lambda_tol=0`` searches every cell (3.3x the bench's round for +1.6e-5 of
+utility). Increase ``grid_points`` if f has features narrower than 1 / (grid_points - 1) that matter.
 
-Why one module of ~450 lines (a sixth of it this docstring): the table, the iterations, the candidates and the
+Why one module of ~550 lines (a sixth of it this docstring): the table, the iterations, the candidates and the
 polish share private state (``_State``, the ``_Oracle`` protocol) and are one algorithm read top to bottom. The
-utility it maximises lives in ``utility.py``.
+exact local search (``local_search.py``) needs only the network; the utility it maximises lives in
+``utility.py``.
 """
 
 from __future__ import annotations
@@ -85,10 +99,13 @@ from slicing.config import IdlaConfig
 from slicing.models.qos_estimator import QosEstimator, tabulate
 from slicing.optim.baselines import equal_share
 from slicing.optim.feasible import fill_slack, project, project_simplex
+from slicing.optim.local_search import refine
 from slicing.optim.utility import EXACT_CHUNK, estimated_utility_tensor, estimator_features
 from slicing.rng import Stream, normal
 
 _DUAL_CHUNK = 8192  # cells per chunk of the dual decomposition's [N, S, G] scans
+_DUAL_ROUNDS = 12  # geometric bisection rounds on lambda in [hi 2^-24, hi], hi = the steepest chord
+_DUAL_OCTAVES = 24  # lambda* / hi was 2.6e-5 .. 0.4 (median 1e-4) on 50k of the bench's cells
 _GAMMA_FLOOR = 1e-3  # smallest utility scale used to normalise a cell's steps
 
 # Additions to the paper's iteration (module docstring). Constants, not IdlaConfig fields (config.py is not ours).
@@ -98,7 +115,7 @@ _GAMMA_FLOOR = 1e-3  # smallest utility scale used to normalise a cell's steps
 class IdlaResult:
     shares: np.ndarray  # [N, S] float64, feasible
     est_utility: np.ndarray  # [N] sum over active slices of log(1 + f(shares)), exact network evaluation
-    iterations: int  # Lagrangian iterations run (the slowest start)
+    iterations: int  # Lagrangian iterations run (the slowest start; 0 if lambda_tol settled every cell)
 
 
 # ------------------------------------------------------------------------------------------ exact network
@@ -162,15 +179,17 @@ class _Table:
 
     def utility(self, x: torch.Tensor, cells: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Interpolated ``sum_s log(1 + f)`` at ``x[R, S]`` in [0, 1] (``mask[R, S]`` bool): ``[R]`` float64."""
-        pos = x.T.contiguous().mul_(self.g - 1)  # [S, R] slice-major, like the value table
+        pos = (x.T * (self.g - 1)).contiguous()  # [S, R] slice-major, like the value table (x left as it is)
         k = pos.to(torch.int64).clamp_(max=self.g - 2)  # [S, R] left grid index
         idx = self.pair_sr[:, cells] * self.g + k  # [S, R] flat index into value_sr
         v0, v1 = self.value_sr.take(idx), self.value_sr.take(idx + 1)
         vals = (v1 - v0).mul_(pos - k).add_(v0).mul_(mask.T)  # [S, R]
         return vals.double().sum(dim=0)
 
-    def dual(self, mask: torch.Tensor, rounds: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact dual decomposition of the table problem: (candidates ``[N, 4 + 2S, S]``, lambda* ``[N]``).
+    def dual(self, mask: torch.Tensor, tol: float = 0.0,
+             rounds: int = _DUAL_ROUNDS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Exact dual decomposition of the table problem: (candidates ``[N, 4 + 2S, S]``, their table utility
+        ``[N, 4 + 2S]`` float64, lambda* ``[N]``).
 
         For a multiplier lambda every slice maximises its own Lagrangian term ``log(1 + f(x)) - lambda x`` over
         the grid (a global max per slice, so convex stretches of f are bridged as by its concave envelope);
@@ -184,6 +203,12 @@ class _Table:
           by trading grid units between slices, as a knapsack heuristic would;
         - per slice, ``x(lambda*+)`` plus the budget it leaves, and the whole budget (a corner; optimal when
           every f is convex). The caller projects them, which removes what lands on inactive slices.
+
+        ``tol`` > 0: a cell where ``x(tol)`` already fits the budget (lambda* <= tol: every slice is nearly
+        satisfied, its marginal utility below ``tol``) is not bisected; ``x(tol)`` stands for both ``x(lambda*+)``
+        and ``x(lambda*-)``, and ``tol`` is returned as its lambda. By weak duality, for every feasible y,
+        ``U(y) <= U(x(tol)) + tol (1 - sum x(tol))``: its candidates (``x(tol)`` filled up by ``_ascend`` is one)
+        are at most ``tol`` below the table's optimum.
         """
         n, s, g = self.table.shape
         xg = self.grid  # [G]
@@ -191,38 +216,70 @@ class _Table:
         table[:, :, 1:].masked_fill_(~mask[:, :, None], -torch.inf)  # inactive: only x = 0
         table[:, :, 0].masked_fill_(~mask, 0.0)
 
-        def response(lam: torch.Tensor) -> torch.Tensor:  # [N] -> [N, S] grid index of the smallest maximiser
-            k = torch.empty((n, s), dtype=torch.int64)
-            for lo in range(0, n, _DUAL_CHUNK):  # cache-sized chunks: ~2x faster than one pass
+        def response(tab: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:  # [R] -> [R, S] smallest maximiser
+            k = torch.empty(tab.shape[:2], dtype=torch.int64)
+            for lo in range(0, len(tab), _DUAL_CHUNK):  # cache-sized chunks: ~2x faster than one pass
                 hi = lo + _DUAL_CHUNK
-                k[lo:hi] = torch.addcmul(table[lo:hi], lam[lo:hi, None, None], xg, value=-1.0).argmax(dim=2)
+                k[lo:hi] = torch.addcmul(tab[lo:hi], lam[lo:hi, None, None], xg, value=-1.0).argmax(dim=2)
             return k
 
-        slope = torch.diff(self.table, dim=2) * (g - 1)  # [N, S, G-1]
-        hi = (slope * mask[:, :, None]).amax(dim=(1, 2)).clamp(min=0.0) + 1.0  # [N] sum x(hi) = 0
+        chord = (self.table[:, :, 1:] - self.table[:, :, :1]) / xg[1:]  # [N, S, G-1] slope of the chord from 0
+        hi = (chord * mask[:, :, None]).amax(dim=(1, 2)).clamp(min=0.0) * 1.001 + 1e-6  # [N] x(hi) = 0
         lo = torch.zeros(n)
-        k_lo = response(lo)  # [N, S]
+        k_lo = response(table, lo)  # [N, S] x(lambda) for lambda < lambda*: sum > G-1 units (unless done)
         done = k_lo.sum(dim=1) <= g - 1  # [N] unconstrained maximisers already fit: lambda* = 0
         hi = torch.where(done, lo, hi)
+        if tol > 0:  # lambda* <= tol: x(tol) fits the budget; it stands for x(lambda*) (see the docstring)
+            k_tol = response(table, torch.full((n,), tol))  # [N, S]
+            sat = ~done & (k_tol.sum(dim=1) <= g - 1)  # [N]
+            k_lo, hi = torch.where(sat[:, None], k_tol, k_lo), torch.where(sat, tol, hi)
+            done |= sat
+        k_hi = torch.where(done[:, None], k_lo, 0)  # [N, S] x(lambda) for lambda >= lambda*: sum <= G-1 units
+        # Bisection. A cell whose x(lo) and x(hi) differ by one grid unit is settled: no lambda in between can
+        # give a third point, so it leaves the working set.
+        rows = torch.nonzero(~done).squeeze(1)  # [R] cells still bisected
+        tab, lo_r, hi_r, klo_r, khi_r = table[rows], lo[rows], hi[rows], k_lo[rows], k_hi[rows]
+        floor_r = hi_r * 2.0**-_DUAL_OCTAVES  # [R] below it, lambda is as good as 0
         for _ in range(rounds):
-            mid = 0.5 * (lo + hi)
-            over = response(mid).sum(dim=1) > g - 1  # [N]
-            lo = torch.where(over, mid, lo)
-            hi = torch.where(over, hi, mid)
-        k_hi, k_lo = response(hi), response(lo)  # [N, S] sum <= G-1 units, sum > G-1 (unless done)
+            open_ = (klo_r - khi_r).sum(dim=1) > 1  # [R] a settled cell keeps its bracket from now on
+            if 4 * int((~open_).sum()) >= len(rows):  # compact (amortised): write the settled cells back
+                lo[rows], hi[rows], k_lo[rows], k_hi[rows] = lo_r, hi_r, klo_r, khi_r
+                rows, tab, lo_r, hi_r = rows[open_], tab[open_], lo_r[open_], hi_r[open_]
+                klo_r, khi_r, floor_r, open_ = klo_r[open_], khi_r[open_], floor_r[open_], open_[open_]
+                if len(rows) == 0:
+                    break
+            mid = (torch.maximum(lo_r, floor_r) * hi_r).sqrt_()  # [R] geometric: lambda* / hi ranges over 1e-5..1
+            k_mid = response(tab, mid)  # [R, S]
+            over = k_mid.sum(dim=1) > g - 1  # [R]
+            up, down = over & open_, ~over & open_  # [R] lambda* above mid, below mid
+            lo_r, hi_r = torch.where(up, mid, lo_r), torch.where(down, mid, hi_r)
+            klo_r = torch.where(up[:, None], k_mid, klo_r)
+            khi_r = torch.where(down[:, None], k_mid, khi_r)
+        lo[rows], hi[rows], k_lo[rows], k_hi[rows] = lo_r, hi_r, klo_r, khi_r
         x_hi, x_lo = xg[k_hi], xg[k_lo]  # [N, S]
         s_hi, s_lo = x_hi.sum(dim=1), x_lo.sum(dim=1)
         t = ((1.0 - s_hi) / (s_lo - s_hi).clamp(min=1e-12)).clamp(0.0, 1.0)  # [N]
         t = torch.where(done, torch.zeros_like(t), t)
         x_fill = x_hi + t[:, None] * (x_lo - x_hi)  # [N, S]
         # unit-by-unit repairs on the grid: fill x(lambda*+) up, trim x(lambda*-) down (knapsack-like f)
-        x_up = xg[self._ascend(table, k_hi)]  # [N, S]
-        x_down = xg[self._descend(table, k_lo)]  # [N, S]
-        eye = torch.eye(s)[None]  # [1, S, S]
-        x_one = x_hi[:, None, :] + eye * (1.0 - s_hi).clamp(min=0.0)[:, None, None]  # [N, S, S]
-        corners = eye.expand(n, s, s)  # [N, S, S] the whole budget to one slice
-        pts = torch.stack([x_hi, x_fill, x_up, x_down], dim=1)  # [N, 4, S]
-        return torch.cat([pts, x_one, corners], dim=1), hi
+        k_up, k_down = self._ascend(table, k_hi), self._descend(table, k_lo)  # [N, S]
+        eye = torch.eye(s, dtype=torch.int64)[None]  # [1, S, S]
+        k_one = k_hi[:, None, :] + eye * (g - 1 - k_hi.sum(dim=1)).clamp(min=0)[:, None, None]  # [N, S, S]
+        corners = (eye * (g - 1)).expand(n, s, s)  # [N, S, S] the whole budget to one slice
+        k = torch.cat([torch.stack([k_hi, k_up, k_down], dim=1), k_one, corners], dim=1)  # [N, 3 + 2S, S] on grid
+        # table utility: on grid a plain lookup (inactive slices are 0 in self.table, as after the projection)
+        u_grid = self.table.gather(2, k.transpose(1, 2)).double().sum(dim=1)  # [N, 3 + 2S]
+        u_fill = self.utility(x_fill, torch.arange(n), mask)  # [N]
+        x = torch.cat([xg[k[:, :1]], x_fill[:, None], xg[k[:, 1:]]], dim=1)  # [N, 4 + 2S, S]
+        util = torch.cat([u_grid[:, :1], u_fill[:, None], u_grid[:, 1:]], dim=1)  # [N, 4 + 2S]
+        return x, util, hi
+
+    @staticmethod
+    def _units(table: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(flat table, ``[n, S]`` offset of each (row, slice)'s G values in it): the unit loops read single values
+        with ``take`` instead of copying the rows' tables."""
+        _, s, g = table.shape
+        return table.reshape(-1), rows[:, None] * (s * g) + torch.arange(s) * g  # [N*S*G], [n, S]
 
     @staticmethod
     def _ascend(table: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -231,17 +288,21 @@ class _Table:
         g = table.shape[2]
         k = k.clone()
         rows = torch.nonzero(k.sum(dim=1) < g - 1).squeeze(1)  # [n] rows with budget left
-        tab, kk = table[rows], k[rows]  # [n, S, G], [n, S]
+        flat, base = _Table._units(table, rows)  # [N*S*G], [n, S]
+        kk = k[rows]  # [n, S]
+        cur = flat.take(base + kk)  # [n, S] table value at kk
         while len(rows):
-            nxt = tab.gather(2, (kk + 1).clamp(max=g - 1)[:, :, None])[:, :, 0]  # [n, S]
-            gain = (nxt - tab.gather(2, kk[:, :, None])[:, :, 0]).masked_fill_(kk >= g - 1, -torch.inf)
+            nxt = flat.take(base + (kk + 1).clamp(max=g - 1))  # [n, S]
+            gain = (nxt - cur).masked_fill_(kk >= g - 1, -torch.inf)
             best, who = gain.nan_to_num_(nan=-torch.inf).max(dim=1)  # [n]
             go = best > 0  # [n]
-            kk.scatter_add_(1, who[:, None], go.to(torch.int64)[:, None])
+            r = torch.nonzero(go).squeeze(1)
+            kk[r, who[r]] += 1
+            cur[r, who[r]] = nxt[r, who[r]]
             go &= kk.sum(dim=1) < g - 1
             if not bool(go.all()):  # finished rows leave the working set
                 k[rows] = kk
-                rows, tab, kk = rows[go], tab[go], kk[go]
+                rows, base, kk, cur = rows[go], base[go], kk[go], cur[go]
         return k
 
     @staticmethod
@@ -250,16 +311,20 @@ class _Table:
         g = table.shape[2]
         k = k.clone()
         rows = torch.nonzero(k.sum(dim=1) > g - 1).squeeze(1)  # [n] rows over budget
-        tab, kk = table[rows], k[rows]  # [n, S, G], [n, S]
+        flat, base = _Table._units(table, rows)  # [N*S*G], [n, S]
+        kk = k[rows]  # [n, S]
+        cur = flat.take(base + kk)  # [n, S]
         while len(rows):
-            prev = tab.gather(2, (kk - 1).clamp(min=0)[:, :, None])[:, :, 0]  # [n, S]
-            loss = (tab.gather(2, kk[:, :, None])[:, :, 0] - prev).masked_fill_(kk <= 0, torch.inf)
+            prev = flat.take(base + (kk - 1).clamp(min=0))  # [n, S]
+            loss = (cur - prev).masked_fill_(kk <= 0, torch.inf)
             who = loss.nan_to_num_(nan=torch.inf).argmin(dim=1)  # [n]
-            kk.scatter_add_(1, who[:, None], torch.full((len(rows), 1), -1, dtype=torch.int64))
+            r = torch.arange(len(rows))
+            kk[r, who] -= 1
+            cur[r, who] = prev[r, who]
             over = kk.sum(dim=1) > g - 1  # [n]
             if not bool(over.all()):
                 k[rows] = kk
-                rows, tab, kk = rows[over], tab[over], kk[over]
+                rows, base, kk, cur = rows[over], base[over], kk[over], cur[over]
         return k
 
 
@@ -382,30 +447,35 @@ def _candidates(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack([project(xd, m), project_simplex(xd, m)]))  # [2, R, S] float64
 
 
-def _choose(oracle: _Oracle, state: _State, mask: torch.Tensor, n: int, p: int,
-            extra: _State | None) -> tuple[torch.Tensor, _State]:
+def _choose(oracle: _Oracle, state: _State, rows: torch.Tensor, mask: torch.Tensor, p: int,
+            extra: _State | None, util_e: torch.Tensor | None) -> tuple[torch.Tensor, _State]:
     """Each cell's best feasible candidate by estimated utility: (x ``[N, S]`` float64, its state).
 
-    Candidates: the two projections of each start's final point (2P per cell), then ``extra`` (E per cell).
+    Candidates: for the cells ``rows[R]`` that were searched, the two projections of each start's final point
+    (``state``: 2P per cell); then for every cell ``extra`` (E per cell, the dual's points with their table utility
+    ``util_e[N, E]``: feasible up to rounding, and anything they put on an inactive slice is worth 0 in the table,
+    as after the projection that removes it). The first best wins; only the chosen point is projected.
     """
-    s = mask.shape[1]
-    mask_r = mask.repeat_interleave(p, dim=0)  # [N*P, S]
-    cands = _candidates(state.x, mask_r).reshape(2, n, p, s).permute(1, 0, 2, 3).reshape(n, 2 * p, s)
-    lam = state.lam.reshape(n, 1, p).expand(n, 2, p).reshape(n, 2 * p)  # [N, 2P]
-    it = state.it.reshape(n, 1, p).expand(n, 2, p).reshape(n, 2 * p)
-    gam = state.gamma.reshape(n, 1, p).expand(n, 2, p).reshape(n, 2 * p)
-    if extra is not None:  # [N, E, S] further candidates per cell, already feasible
-        cands = torch.cat([cands, extra.x.double()], dim=1)  # [N, C, S]
-        lam = torch.cat([lam, extra.lam], dim=1)
-        it = torch.cat([it, extra.it], dim=1)
-        gam = torch.cat([gam, extra.gamma], dim=1)
-    c = cands.shape[1]
-    util = oracle.utility(cands.reshape(n * c, s).float(), torch.arange(n).repeat_interleave(c),
-                          mask.repeat_interleave(c, dim=0)).reshape(n, c)  # [N, C]
-    pick = util.argmax(dim=1)  # [N] first best on ties
-    rows = torch.arange(n)
-    chosen = _State(x=cands[rows, pick].float(), lam=lam[rows, pick], it=it[rows, pick], gamma=gam[rows, pick])
-    return cands[rows, pick], chosen
+    n, s = mask.shape
+    r = len(rows)
+    cands = _candidates(state.x, mask[rows].repeat_interleave(p, dim=0))  # [2, R*P, S]
+    cands = cands.reshape(2, r, p, s).permute(1, 0, 2, 3).reshape(r, 2 * p, s)  # [R, 2P, S]
+    util = oracle.utility(cands.reshape(r * 2 * p, s).float(), rows.repeat_interleave(2 * p),
+                          mask[rows].repeat_interleave(2 * p, dim=0)).reshape(r, 2 * p)  # [R, 2P]
+    best, pick = util.max(dim=1)  # [R] first best
+    ar, start = torch.arange(r), pick // 2  # [R] the picked candidate's start row
+    x = torch.zeros((n, s), dtype=torch.float64)  # [N, S]
+    lam, it, gam = torch.zeros(n), torch.zeros(n, dtype=torch.int64), torch.ones(n)
+    x[rows], lam[rows] = cands[ar, pick], state.lam.reshape(r, p)[ar, start]
+    it[rows], gam[rows] = state.it.reshape(r, p)[ar, start], state.gamma.reshape(r, p)[ar, start]
+    if extra is not None and util_e is not None:  # [N, E, S] further candidates per cell
+        best_e, pick_e = util_e.max(dim=1)  # [N]
+        better = best_e > torch.full((n,), -torch.inf, dtype=best_e.dtype).index_put_((rows,), best)  # [N]
+        c = torch.nonzero(better).squeeze(1)
+        x[c] = extra.x[c, pick_e[c]].double()
+        lam[c], it[c], gam[c] = extra.lam[c, pick_e[c]], extra.it[c, pick_e[c]], extra.gamma[c, pick_e[c]]
+    x = torch.from_numpy(project(x.numpy(), mask.numpy()))  # [N, S] exact sums <= 1
+    return x, _State(x=x.float(), lam=lam, it=it, gamma=gam)
 
 
 def _best_exact(model: QosEstimator, z: torch.Tensor, mask: torch.Tensor, x: torch.Tensor,
@@ -416,6 +486,15 @@ def _best_exact(model: QosEstimator, z: torch.Tensor, mask: torch.Tensor, x: tor
     which = util.argmax(dim=0)  # [N]
     rows = torch.arange(len(x))
     return cands[which, rows], util[which, rows]
+
+
+def _polish(model: QosEstimator, z: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor | None,
+            shares: torch.Tensor, chosen: _State, cfg: IdlaConfig) -> torch.Tensor:
+    """``polish_iter`` exact-gradient iterations from the chosen candidate (its lambda); kept where they help."""
+    util = estimated_utility_tensor(model, z, mask, shares.float(), weight)  # [R]
+    _lagrangian(_Exact(model, z, mask, weight), chosen, torch.arange(len(z)), cfg, cfg.polish_iter, tol=0.0)
+    polished, util_p = _best_exact(model, z, mask, chosen.x, weight)  # [R, S], [R]
+    return torch.where((util_p > util)[:, None], polished, shares)  # keep the unpolished point unless it helped
 
 
 def allocate_idla(
@@ -449,42 +528,42 @@ def allocate_idla(
         if w_np.shape != (n, s) or not np.isfinite(w_np).all() or (w_np <= 0).any():
             raise ValueError(f"allocate_idla: weight must be finite and > 0 with shape {(n, s)}, got {w_np.shape}")
         wt = torch.from_numpy(w_np).float()  # [N, S]
-    cells = torch.arange(n).repeat_interleave(p)  # [N*P] cell of each start row
-    mask_r = mt[cells]  # [N*P, S]
-    x0 = torch.from_numpy(_start_points(warm, m_np, cfg, seed, period, np.asarray(cell_ids))).reshape(n * p, s)
 
     model.eval()
     oracle: _Oracle
-    extra = None
+    extra = util_e = None
     if cfg.method == "autograd":
         oracle = _Exact(model, zt, mt, wt)
     else:
         oracle = table = _Table(model, zt, mt, cfg.grid_points, wt)
         if cfg.dual_candidates:
-            xd, ld = table.dual(mt)  # [N, E, S], [N]
+            xd, util_e, ld = table.dual(mt, cfg.lambda_tol)  # [N, E, S], [N, E], [N] (sums <= 1 up to rounding)
             e = xd.shape[1]
-            xd = project(xd.reshape(e * n, s).double().numpy(), m_np.repeat(e, axis=0))  # exact sums <= 1
-            extra = _State(x=torch.from_numpy(xd).reshape(n, e, s), lam=ld[:, None].expand(n, e),
-                           it=torch.zeros((n, e), dtype=torch.int64), gamma=torch.ones((n, e)))
-    state = _initial_state(oracle, x0, cells, mask_r.float(), cfg.normalise)
-    loops = _lagrangian(oracle, state, cells, cfg, cfg.max_iter, cfg.tol)
+            extra = _State(x=xd, lam=ld[:, None].expand(n, e), it=torch.zeros((n, e), dtype=torch.int64),
+                           gamma=torch.ones((n, e)))
+    # The search (start points, iterations, polish, local search) runs on the cells that the dual does not place
+    # within lambda_tol of the table's optimum (every cell without the dual candidates or with lambda_tol = 0).
+    search = torch.ones(n, dtype=torch.bool) if extra is None or cfg.lambda_tol <= 0 else ld > cfg.lambda_tol
+    rows = torch.nonzero(search).squeeze(1)  # [R] cells searched
+    cells = rows.repeat_interleave(p)  # [R*P] cell of each start row
+    x0 = _start_points(None if warm is None else np.asarray(warm)[rows.numpy()], m_np[rows.numpy()], cfg, seed,
+                       period, np.asarray(cell_ids)[rows.numpy()])  # [R, P, S]
+    state = _initial_state(oracle, torch.from_numpy(x0).reshape(-1, s), cells, mt[cells].float(), cfg.normalise)
+    loops = _lagrangian(oracle, state, cells, cfg, cfg.max_iter, cfg.tol) if len(rows) else 0
     if extra is not None:  # candidates that were not iterated: a polish uses the most decayed steps
         extra.it.fill_(loops)
-        extra.gamma = state.gamma.reshape(n, p)[:, :1].expand(n, extra.x.shape[1])
-    shares, chosen = _choose(oracle, state, mt, n, p, extra)  # [N, S] float64 feasible
-    util = estimated_utility_tensor(model, zt, mt, shares.float(), wt)  # [N]
+        extra.gamma[rows] = state.gamma.reshape(-1, p)[:, :1].expand(len(rows), extra.x.shape[1])
+    shares, chosen = _choose(oracle, state, rows, mt, p, extra, util_e)  # [N, S] float64 feasible
 
-    if cfg.method == "tabulated" and cfg.polish_iter > 0:
-        _lagrangian(_Exact(model, zt, mt, wt), chosen, torch.arange(n), cfg, cfg.polish_iter, tol=0.0)
-        polished, util_p = _best_exact(model, zt, mt, chosen.x, wt)  # [N, S], [N]
-        better = util_p > util  # [N] keep the unpolished point unless polishing helped
-        shares = torch.where(better[:, None], polished, shares)
-        util = torch.where(better, util_p, util)
+    if cfg.method == "tabulated" and cfg.polish_iter > 0 and len(rows):
+        sub = _State(chosen.x[rows], chosen.lam[rows], chosen.it[rows], chosen.gamma[rows])
+        shares[rows] = _polish(model, zt[rows], mt[rows], None if wt is None else wt[rows], shares[rows], sub, cfg)
+    if cfg.method == "tabulated" and cfg.refine > 0 and len(rows):
+        shares[rows] = refine(model, zt[rows], mt[rows], None if wt is None else wt[rows], shares[rows],
+                              0.5 / (cfg.grid_points - 1), cfg.refine)
 
     out = shares.numpy()
     if cfg.fill:
-        filled = fill_slack(out, m_np)  # [N, S]
-        if (filled != out).any():
-            out = filled
-            util = estimated_utility_tensor(model, zt, mt, torch.from_numpy(out).float(), wt)
+        out = fill_slack(out, m_np)  # [N, S]
+    util = estimated_utility_tensor(model, zt, mt, torch.from_numpy(out).float(), wt)  # [N]
     return IdlaResult(shares=out, est_utility=util.numpy(), iterations=loops)

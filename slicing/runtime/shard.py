@@ -129,6 +129,7 @@ class CellShard:
         self._fingerprint = scenario_fingerprint(scenario)
         self._last_step: dict | None = None
         self._last_alloc: dict | None = None
+        self._alloc_inputs: dict[str, Any] | None = None  # z, mask, weight of the last estimator-based allocation
         self._kpis: dict[str, np.ndarray] | None = None  # last step's arrays (memory only)
         self._e2e = None
         if e2e is not None:
@@ -315,6 +316,7 @@ class CellShard:
         if self._scheme.needs_model:
             weight = self._req.weight if self._req is not None and (self._req.weight != 1.0).any() else None
             ctx = replace(ctx, z=self._features(), weight=weight)
+            self._alloc_inputs = {"period": ctx.period, "z": ctx.z, "mask": mask, "weight": weight}
         return np.asarray(self._scheme.allocate(ctx), dtype=np.float64)
 
     def _rl_obs(self, mask: np.ndarray) -> np.ndarray:
@@ -376,6 +378,31 @@ class CellShard:
                                 "seconds": time.perf_counter() - t0} | self._run_e2e(period, mask)
             self.checkpoint()
             return dict(self._last_alloc)
+
+    def allocation_inputs(self) -> dict[str, Any]:
+        """What the estimator-based scheme saw in its last allocation, with the shares that came out of it:
+        ``{period, z [N, S, 2H + 2], mask [N, S], weight [N, S] or None, shares [N, S]}`` (memory only: a restart
+        forgets it). ``LookupError`` before the first such allocation or when the scheme needs no estimator."""
+        with self._lock:
+            inputs, snap = self._alloc_inputs, self._snap
+            if inputs is None or inputs["period"] != snap.period:
+                raise LookupError(f"{self.name}: no estimator-based allocation for period {snap.period}")
+            return inputs | {"shares": snap.shares.copy()}
+
+    def grid_oracle(self) -> dict[str, Any]:
+        """The exact 0.05-grid oracle (``slicing/optim/oracle.py``: DP over the estimator's values) on the cells and
+        features of the last allocation, as a yardstick for it: ``{period, shares [N, S], seconds}`` (the oracle's
+        own time). ``slicing bench --shards`` runs it on every shard at once, with the resources IDLA had."""
+        from slicing.optim.oracle import dp_oracle, grid_values
+        from slicing.optim.schemes import ORACLE_POINTS
+
+        inputs = self.allocation_inputs()
+        t0 = time.perf_counter()
+        values = grid_values(self._model, inputs["z"], inputs["mask"], points=ORACLE_POINTS)  # [N, S, G]
+        if inputs["weight"] is not None:
+            values = values * inputs["weight"][:, :, None]
+        shares, _ = dp_oracle(values, inputs["mask"])
+        return {"period": inputs["period"], "shares": shares, "seconds": time.perf_counter() - t0}
 
     def _run_e2e(self, period: int, mask: np.ndarray) -> dict[str, Any]:
         """The microopt step for ``period`` (stats for the allocation's answer); nothing before the history is full."""

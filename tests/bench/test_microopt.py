@@ -18,7 +18,9 @@ def test_bench_microopt_small(tmp_path) -> None:
     res = json.loads(result.output.strip().splitlines()[-1])
     assert res["instances"] == 40 and res["grid_points"] == 51 * 91
     assert res["microopt_s"] > 0 and res["peak_grid_s"] > 0
-    assert abs(res["ratio"] - res["microopt_s"] / res["peak_grid_s"]) <= 0.02 * res["ratio"]
+    # both times are rounded to 1 ms: a grid pass of ~20 ms moves their quotient by up to ~3 %
+    rounding = 0.0005 / res["peak_grid_s"] + 0.0005 / res["microopt_s"]
+    assert abs(res["ratio"] - res["microopt_s"] / res["peak_grid_s"]) <= (0.02 + rounding) * res["ratio"]
     assert res["feasible_share"] > 0.9 and res["max_e_beta_excess_feasible"] <= 1e-4
     assert res["mean_norm_microopt"] < res["mean_norm_peak_at_thresholds"] * 1.05
 

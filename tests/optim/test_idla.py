@@ -126,7 +126,7 @@ def _table_from_values(values: np.ndarray) -> idla._Table:
 def _best_candidate(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     t = _table_from_values(values)
     mt = torch.from_numpy(mask)
-    cands, _ = t.dual(mt)  # [N, E, S]
+    cands, _, _ = t.dual(mt)  # [N, E, S]
     n, e, s = cands.shape
     x = torch.from_numpy(project(cands.reshape(n * e, s).double().numpy(), mask.repeat(e, axis=0)))
     util = t.utility(x.float(), torch.arange(n).repeat_interleave(e), mt.repeat_interleave(e, dim=0))
@@ -193,3 +193,91 @@ def test_slice_weights_move_shares_towards_the_heavier_slice(monotone_model: Qos
     np.testing.assert_allclose(heavy.est_utility, sum(w[:, j] * t for j, t in enumerate(terms)), atol=1e-5)
     with pytest.raises(ValueError, match="weight"):
         allocate_idla(monotone_model, z, mask, None, IdlaConfig(), 0, 3, np.arange(len(z)), -w)
+
+
+def test_layer1_evaluation_equals_the_network(monotone_model: QosEstimator,
+                                              cells: tuple[np.ndarray, np.ndarray]) -> None:
+    """The local search evaluates f from layer 1's cached z part; it is the network's f up to float32 rounding."""
+    from slicing.models.qos_estimator import f_from_layer1, layer1_z
+    from slicing.optim.utility import estimator_features
+
+    z, _ = cells
+    zt = torch.from_numpy(z.reshape(-1, z.shape[2]))  # [M, 12]
+    x = torch.from_numpy(np.random.default_rng(3).uniform(0.0, 1.0, len(zt))).float()  # [M]
+    with torch.inference_mode():
+        ref = monotone_model(estimator_features(x, zt))
+    np.testing.assert_allclose(f_from_layer1(monotone_model, layer1_z(monotone_model, zt), x), ref, atol=2e-6)
+
+
+def test_refine_only_raises_the_estimated_utility(monotone_model: QosEstimator,
+                                                  cells: tuple[np.ndarray, np.ndarray]) -> None:
+    """The exact local search accepts a move only if the network says it gains: no cell loses, most gain."""
+    z, mask = cells
+    bare = run_idla(monotone_model, z, mask, IdlaConfig(refine=0, lambda_tol=0.0, fill=False))
+    refined = run_idla(monotone_model, z, mask, IdlaConfig(refine=3, lambda_tol=0.0, fill=False))
+    assert_feasible(refined.shares, mask)
+    assert np.all(refined.est_utility >= bare.est_utility - 1e-6)
+    assert refined.est_utility.sum() > bare.est_utility.sum() + 1e-3
+    # moves are multiples of half a grid step and its halves: at most 3 sizes, 3 moves each per slice
+    assert np.abs(refined.shares - bare.shares).max() <= 3 * (0.025 + 0.0125 + 0.00625) + 1e-9
+
+
+def test_lambda_tol_loses_at_most_tol_per_cell(monotone_model: QosEstimator,
+                                               cells: tuple[np.ndarray, np.ndarray]) -> None:
+    """Cells whose multiplier lambda* is at most lambda_tol skip the search: by weak duality each stays within
+    lambda_tol of the table's optimum (the 0.05-grid DP oracle on the same 21-point table)."""
+    z, mask = cells
+    tol = 0.3  # large, so that about a third of these cells are skipped and the bound is exercised
+    zt, mt = torch.from_numpy(z), torch.from_numpy(mask)
+    _, _, lam = idla._Table(monotone_model, zt, mt, 21).dual(mt, tol)  # [N]
+    skipped = (lam <= tol).numpy()
+    assert 20 <= skipped.sum() <= 100
+    res = run_idla(monotone_model, z, mask, IdlaConfig(lambda_tol=tol, fill=False))
+    full = run_idla(monotone_model, z, mask, IdlaConfig(lambda_tol=0.0, fill=False))
+    assert_feasible(res.shares, mask)
+    _, u_dp = dp_oracle(grid_values(monotone_model, z, mask, points=21), mask)  # the table's optimum per cell
+    assert np.all(res.est_utility >= u_dp - tol - 1e-5)
+    np.testing.assert_array_equal(res.shares[~skipped], full.shares[~skipped])  # the others: the full search
+    assert (res.shares[skipped] != full.shares[skipped]).any()  # the skipped ones did not get it
+
+
+def test_lambda_tol_bound_on_a_table() -> None:
+    """The bound itself on tables with a known optimum: linear slices of slope c (lambda* = c) are skipped for
+    c <= tol, and the best dual candidate is within tol of the DP optimum; above tol they are bisected."""
+    g = 21
+    slopes = np.array([0.004, 0.009, 0.02, 0.5])  # per unit share
+    values = np.zeros((4, 2, g))  # [cells, S=2, G]: slice 0 linear, slice 1 saturates at x = 0.25
+    values[:, 0, :] = slopes[:, None] * np.linspace(0.0, 1.0, g)
+    values[:, 1, :] = np.minimum(np.linspace(0.0, 1.0, g), 0.25)
+    mask = np.ones((4, 2), dtype=bool)
+    t = _table_from_values(values)
+    _, _, lam = t.dual(torch.from_numpy(mask), 0.01)
+    np.testing.assert_allclose(lam[:2], 0.01)  # skipped: x(0.01) fits the budget
+    assert (lam[2:] > 0.01).all()  # bisected
+    _, u_dp = dp_oracle(values, mask)
+    best = _best_candidate_tol(values, mask, 0.01)
+    assert np.all(best >= u_dp - 0.01 * 1.0 - 1e-6)
+
+
+def _best_candidate_tol(values: np.ndarray, mask: np.ndarray, tol: float) -> np.ndarray:
+    t = _table_from_values(values)
+    mt = torch.from_numpy(mask)
+    cands, _, _ = t.dual(mt, tol)  # [N, E, S]
+    n, e, s = cands.shape
+    x = torch.from_numpy(project(cands.reshape(n * e, s).double().numpy(), mask.repeat(e, axis=0)))
+    util = t.utility(x.float(), torch.arange(n).repeat_interleave(e), mt.repeat_interleave(e, dim=0))
+    return util.reshape(n, e).max(dim=1).values.numpy()
+
+
+def test_dual_is_batch_independent() -> None:
+    """A cell's dual candidates and lambda* do not depend on the other cells of the batch (the bisection's working
+    set shrinks at batch-dependent rounds; a settled cell's bracket must not move after it settles)."""
+    rng = np.random.default_rng(5)
+    n, g = 300, 21
+    steps = np.sort(rng.exponential(1.0, (n, 4, g - 1)), axis=2)[:, :, ::-1] * rng.uniform(0.01, 0.3, (n, 4, 1))
+    values = np.concatenate([np.zeros((n, 4, 1)), np.cumsum(steps, axis=2)], axis=2)  # concave: cells settle
+    mask = mixed_mask(rng, n)
+    whole_x, _, whole_lam = _table_from_values(values).dual(torch.from_numpy(mask), 0.01)
+    for lo, hi in [*((i, i + 1) for i in range(30)), (30, 37), (37, 80), (80, 300)]:  # single cells settle alone
+        part_x, _, part_lam = _table_from_values(values[lo:hi]).dual(torch.from_numpy(mask[lo:hi]), 0.01)
+        assert torch.equal(part_x, whole_x[lo:hi]) and torch.equal(part_lam, whole_lam[lo:hi])
