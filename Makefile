@@ -37,6 +37,7 @@ system-deps:
 
 bench: $(VENV_STAMP)
 	.venv/bin/slicing bench --cells 100000 --json
+	.venv/bin/slicing bench --cells 100000 --shards 2 --json
 
 # what-if studies: the 300-cell example (minutes) and the 100k-cell, 96-period benchmark study (about half an hour
 # on 2 cores; a cluster spreads its runs)
