@@ -149,8 +149,8 @@ IDLA_SCHEMES = ["idla", "traffic", "equal", "oracle"]
 
 def _idla_settings(budget: Budget) -> dict[str, Any]:
     return {"tiny": {"steps": 150, "estimator.epochs": 6}, "quick": {"steps": 5000, "estimator.epochs": 40},
-            "full": {"steps": "scenario (5000)", "estimator.epochs": "scenario (100)"}}[budget] | {
-        "scenario": "scenarios/idla.yaml (12 sites, 36 cells, 2.6 GHz / 20 MHz)", "schemes": IDLA_SCHEMES}
+            "full": {"steps": "scenario (5000)", "estimator.epochs": "scenario (200)"}}[budget] | {
+        "scenario": "scenarios/idla.yaml (4 sites, 12 cells, 2.6 GHz / 20 MHz)", "schemes": IDLA_SCHEMES}
 
 
 def _run_idla(seed: int, budget: Budget, out: Path, base: Scenario | None, progress: Progress | None) -> dict:
