@@ -30,6 +30,9 @@ def reproduce(
     seeds: str = typer.Option("0,1,2", help="comma-separated seeds: every headline is their mean ± std"),
     out: Path = typer.Option(Path("out/reproduce"), "--out", help="folder: report.md, report.html, every run"),
     scenario: ScenarioOpt = None,
+    resume: bool = typer.Option(False, "--resume", help="reuse the runs already stored under OUT with the same "
+                                                       "paper, seed, budget, settings and scenario (an interrupted "
+                                                       "full run carries on where it stopped)"),
     json_out: JsonOpt = False,
 ) -> None:
     """Run each paper's headline experiment (the `evaluate` / `experiment` commands underneath) for every seed and
@@ -64,7 +67,7 @@ def reproduce(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        res = run_all(names, seed_list, chosen, out, base, progress=show, log=console.print)
+        res = run_all(names, seed_list, chosen, out, base, progress=show, log=console.print, resume=resume)
     for name, r in res["papers"].items():
         held = sum(c["holds"] for c in r["claims"])
         console.print(f"{name}: {held} of {len(r['claims'])} claims in the paper's direction ({r['wall_s']:.0f} s)")

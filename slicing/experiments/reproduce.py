@@ -33,6 +33,7 @@ BUDGETS: tuple[Budget, ...] = ("tiny", "quick", "full")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Log = Callable[[str], None]
 DEFAULT_SCENARIO = Path("scenarios/idla.yaml")
+RUN_FORMAT = "slicing.reproduce-run/1"  # done.json of a stored run (``run_paper``)
 
 
 @dataclass(frozen=True)
@@ -449,36 +450,85 @@ PAPERS: dict[str, Paper] = {p.name: p for p in (IDLA, TL, SAFETY, IMITATION, MIC
 
 # ---------------------------------------------------------------------------------------------------- the run
 
+def _run_record(paper: Paper, seeds: list[int], budget: Budget, base: Scenario | None) -> dict[str, Any]:
+    """What a stored run must match to be reused by ``resume``: the paper, its seed(s), the budget, the settings
+    and the base scenario (its fingerprint; None = each experiment's own)."""
+    from slicing.runtime.checkpoint import scenario_fingerprint
+
+    return {"format": RUN_FORMAT, "paper": paper.name, "seeds": list(seeds), "budget": budget,
+            "settings": json.loads(json.dumps(paper.settings(budget), default=str)),
+            "scenario": None if base is None else scenario_fingerprint(base)}
+
+
+def _stored(folder: Path, record: dict[str, Any]) -> tuple[dict[str, Any], float] | None:
+    """The run stored in ``folder`` (``run.json`` + ``done.json``) if its record matches, else None."""
+    try:
+        done = json.loads((folder / "done.json").read_text())
+        if {k: done.get(k) for k in record} != record:
+            return None
+        return json.loads((folder / "run.json").read_text()), float(done["wall_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store(folder: Path, record: dict[str, Any], res: dict[str, Any], wall_s: float) -> None:
+    """``run.json`` (the whole result), then ``done.json`` (the record and wall time): written last, so an
+    interrupted run is never taken for a finished one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "run.json").write_text(json.dumps(res, indent=1, default=str))
+    (folder / "done.json").write_text(json.dumps(record | {"wall_s": round(wall_s, 1)}, indent=1))
+
+
 def run_paper(paper: Paper, seeds: list[int], budget: Budget, out: Path, base: Scenario | None = None,
-              progress: Progress | None = None, log: Log = print) -> PaperResult:
-    """Run ``paper``'s experiment once per seed (or once for all, ``seeds_inside``) under ``out/NAME``."""
-    t0 = time.perf_counter()
+              progress: Progress | None = None, log: Log = print, resume: bool = False) -> PaperResult:
+    """Run ``paper``'s experiment once per seed (or once for all, ``seeds_inside``) under ``out/NAME``.
+
+    Every finished run is stored (``_store``). ``resume``: a run already stored under ``out`` with the same
+    paper, seed(s), budget, settings and base scenario is read back instead of run again; ``wall_s`` then
+    counts its stored time, so the report shows what the whole result cost."""
     folder = out / paper.name
+
     def labelled(run: str) -> Progress | None:
         return None if progress is None else lambda stage, done, total: progress(f"{run}: {stage}", done, total)
 
+    def one(run_seeds: list[int], where: Path, label: str, run: Callable[[], dict[str, Any]]) -> tuple[dict, float]:
+        record = _run_record(paper, run_seeds, budget, base)
+        if resume and (hit := _stored(where, record)) is not None:
+            log(f"{label}: stored in {where}, reused (--resume)")
+            return hit
+        t0 = time.perf_counter()
+        res = run()
+        wall = time.perf_counter() - t0
+        _store(where, record, res, wall)
+        return res, wall
+
     if paper.seeds_inside:
-        res = paper.run(seeds, budget, folder, base, labelled(f"{paper.name} seeds {seeds}"))  # type: ignore
+        res, wall_s = one(seeds, folder, f"{paper.name} seeds {seeds}",
+                          lambda: paper.run(seeds, budget, folder, base, labelled(f"{paper.name} seeds {seeds}")))  # type: ignore
         runs, figure_files = _twin_per_seed(res), res["figures"]
     else:
-        runs, figure_files = [], {}
+        runs, figure_files, wall_s = [], {}, 0.0
         for k, seed in enumerate(seeds):
             log(f"{paper.name}: seed {seed} ({k + 1} of {len(seeds)})")
-            res = paper.run(seed, budget, folder / f"seed{seed}", base, labelled(f"{paper.name} seed {seed}"))
+            where = folder / f"seed{seed}"
+            res, wall = one([seed], where, f"{paper.name} seed {seed}",
+                            lambda seed=seed, where=where: paper.run(seed, budget, where, base,  # type: ignore
+                                                                     labelled(f"{paper.name} seed {seed}")))
             runs.append(res)
-            (folder / f"seed{seed}").mkdir(parents=True, exist_ok=True)
-            (folder / f"seed{seed}" / "run.json").write_text(json.dumps(res, indent=1, default=str))
+            wall_s += wall
             if k == 0:
                 figure_files = res["figures"]
     claims = [judge(c, runs) for c in paper.claims]
     figures = [{"path": figure_files[f.key], "mirrors": f.mirrors} for f in paper.figures if f.key in figure_files]
-    return PaperResult(paper.name, claims, figures, paper.settings(budget), list(seeds),
-                       round(time.perf_counter() - t0, 1), runs)
+    return PaperResult(paper.name, claims, figures, paper.settings(budget), list(seeds), round(wall_s, 1), runs)
 
 
 def reproduce(names: list[str], seeds: list[int], budget: Budget, out: Path, base: Scenario | None = None,
-              progress: Progress | None = None, log: Log = print) -> dict[str, Any]:
-    """Every named paper in turn, then the report (Markdown + HTML) under ``out``; the JSON of `--json`."""
+              progress: Progress | None = None, log: Log = print, resume: bool = False) -> dict[str, Any]:
+    """Every named paper in turn, then the report (Markdown + HTML) under ``out``; the JSON of `--json`.
+
+    ``resume``: reuse the runs already stored under ``out`` that match (``run_paper``); the total wall time is
+    then the sum of the papers' (stored and new) times."""
     unknown = [n for n in names if n not in PAPERS]
     if unknown or not names:
         raise ValueError(f"paper: unknown {unknown or names}; choose from {[*PAPERS, 'all']}")
@@ -493,10 +543,10 @@ def reproduce(names: list[str], seeds: list[int], budget: Budget, out: Path, bas
     results = {}
     for n in names:
         log(f"== {PAPERS[n].title}")
-        results[n] = run_paper(PAPERS[n], seeds, budget, out, base, progress, log)
+        results[n] = run_paper(PAPERS[n], seeds, budget, out, base, progress, log, resume)
         held = sum(c["holds"] for c in results[n].claims)
         log(f"{n}: {held} of {len(results[n].claims)} claims hold, {results[n].wall_s:.0f} s")
-    wall = round(time.perf_counter() - t0, 1)
+    wall = round(sum(r.wall_s for r in results.values()) if resume else time.perf_counter() - t0, 1)
     report = write_report(results, PAPERS, budget, out, wall)
     return {"papers": {n: r.json() for n, r in results.items()}, "report": str(report["html"]),
             "markdown": str(report["markdown"]), "budget": budget, "seeds": seeds, "wall_s": wall}

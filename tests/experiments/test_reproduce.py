@@ -112,3 +112,33 @@ def test_the_command_refuses_bad_arguments_with_exit_2(args, message, tmp_path):
     res = CliRunner().invoke(app, ["reproduce", *args, "--out", str(tmp_path)])
     assert res.exit_code == 2 and message in " ".join(res.output.split())
     assert not any(tmp_path.iterdir())  # nothing ran
+
+
+def test_resume_reuses_matching_stored_runs_and_reruns_the_rest(tmp_path):
+    """`--resume`: a stored run with the same paper, seed, budget and settings is read back, not run again; a
+    changed setting, a missing done.json (an interrupted run) or another budget runs again."""
+    calls: list[int] = []
+    knob = {"steps": 10}
+
+    def run(seed, budget, out, base, progress):
+        calls.append(seed)
+        return {"v": float(seed + 1), "figures": {}}
+
+    paper = Paper("demo", "A demo paper", run=run, settings=lambda b: dict(knob),
+                  claims=(Claim("it rises", "> 0", "Fig. 2", lambda r: r["v"], lambda v: v > 0),), figures=())
+    from slicing.experiments.reproduce import run_paper
+
+    first = run_paper(paper, [0, 1], "quick", tmp_path, log=lambda m: None)
+    assert calls == [0, 1] and (tmp_path / "demo" / "seed1" / "done.json").is_file()
+    again = run_paper(paper, [0, 1, 2], "quick", tmp_path, log=lambda m: None, resume=True)
+    assert calls == [0, 1, 2]  # seeds 0 and 1 read back, only seed 2 ran
+    assert [r["v"] for r in again.runs] == [1.0, 2.0, 3.0] and again.wall_s >= first.wall_s
+    (tmp_path / "demo" / "seed0" / "done.json").unlink()  # as if seed 0 had been interrupted
+    run_paper(paper, [0, 1], "quick", tmp_path, log=lambda m: None, resume=True)
+    assert calls == [0, 1, 2, 0]
+    knob["steps"] = 20  # other settings: nothing stored matches
+    run_paper(paper, [1], "quick", tmp_path, log=lambda m: None, resume=True)
+    run_paper(paper, [1], "full", tmp_path, log=lambda m: None, resume=True)
+    assert calls == [0, 1, 2, 0, 1, 1]
+    run_paper(paper, [1], "full", tmp_path, log=lambda m: None)  # without --resume everything runs
+    assert calls == [0, 1, 2, 0, 1, 1, 1]
