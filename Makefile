@@ -39,7 +39,7 @@ bench: $(VENV_STAMP)
 	.venv/bin/slicing bench --cells 100000 --json
 	.venv/bin/slicing bench --cells 100000 --shards 2 --json
 
-# what-if studies: the 300-cell example (minutes) and the 100k-cell, 96-period benchmark study (about half an hour
+# what-if studies: the 300-cell example (about a minute) and the 100k-cell, 96-period benchmark study (about 8 min
 # on 2 cores; a cluster spreads its runs)
 .PHONY: whatif bench-whatif
 whatif: $(VENV_STAMP)
