@@ -91,7 +91,7 @@ def test_reproduce_all_at_the_tiny_budget_writes_one_report_with_every_figure(tm
     assert set(res["papers"]) == set(PAPERS)
     page = Path(res["report"]).read_text()
     for name, paper in res["papers"].items():
-        assert len(paper["claims"]) == len(PAPERS[name].claims)
+        assert len(paper["claims"]) == sum("tiny" in c.budgets for c in PAPERS[name].claims)
         assert all({"claim", "paper", "ours", "holds"} <= set(c) for c in paper["claims"])
         assert len(paper["figures"]) == len(PAPERS[name].figures), name  # every figure the paper promises
         for fig in paper["figures"]:
@@ -142,3 +142,48 @@ def test_resume_reuses_matching_stored_runs_and_reruns_the_rest(tmp_path):
     assert calls == [0, 1, 2, 0, 1, 1]
     run_paper(paper, [1], "full", tmp_path, log=lambda m: None)  # without --resume everything runs
     assert calls == [0, 1, 2, 0, 1, 1, 1]
+
+
+def test_windows_are_the_last_tenth_of_h1_and_the_first_tenth_of_h2():
+    """The DRL claims read H1's last tenth and H2's first tenth: r is 1 in those windows only, so their
+    P(r = 1) is 1 and the periods next to them do not leak in."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from slicing.experiments.idla import Trace
+    from slicing.experiments.reproduce import _windows
+
+    tr = Trace()
+    for t in range(200):  # trace of periods 100..299: H1 = 100..199 (trace 0..99), H2 = 200..299 (100..199)
+        r = np.full((2, 3), 1.0 if 90 <= t < 110 else 0.5)
+        rep = SimpleNamespace(r=r, mask=np.ones((2, 3), bool), throughput_mbps=np.ones((2, 3)),
+                              share=np.ones((2, 3)) / 3)
+        tr.add(rep, np.ones(3))
+    res = SimpleNamespace(h0_end=100, h1_end=200, scenario=SimpleNamespace(steps=300), traces={"x": tr})
+    w = _windows(res)["x"]
+    assert w["H1_last"]["p_satisfied"] == 1.0 and w["H2_first"]["p_satisfied"] == 1.0
+    tr.r[89] = tr.r[110] = np.zeros((2, 3))  # just outside both windows: no change
+    assert _windows(res)["x"] == w
+
+
+def test_drl_claims_count_only_at_the_full_budget(tmp_path):
+    """The drl claims need the drl scheme, which only the full budget runs; at other budgets they are left out,
+    at full they read the windows and the H2 utilities."""
+    from slicing.experiments.reproduce import IDLA, _idla_schemes, run_paper
+
+    run = {"estimator": {"mae": 0.01},
+           "schemes": {s: {p: {"p_satisfied": 0.9, "mean_utility": u} for p in ("H1", "H2")}
+                       for s, u in (("idla", 2.6), ("traffic", 2.5), ("equal", 2.5), ("oracle", 2.62), ("drl", 2.4))},
+           "windows": {"idla": {"H1_last": {"mean_utility": 2.0}, "H2_first": {"mean_utility": 2.5}},
+                       "oracle": {"H1_last": {"mean_utility": 2.0}, "H2_first": {"mean_utility": 2.6}},
+                       "drl": {"H1_last": {"mean_utility": 1.99}, "H2_first": {"mean_utility": 2.2}}},
+           "figures": {}}
+    paper = Paper("idla", IDLA.title, run=lambda *a: run, settings=IDLA.settings, claims=IDLA.claims, figures=())
+    quick = run_paper(paper, [0], "quick", tmp_path / "q", log=lambda m: None)
+    full = run_paper(paper, [0], "full", tmp_path / "f", log=lambda m: None)
+    assert "drl" not in _idla_schemes("quick") and "drl" in _idla_schemes("full")
+    assert not any("DRL" in c["claim"] for c in quick.claims)
+    drl = {c["claim"].split(":")[0]: c for c in full.claims if "DRL" in c["claim"]}
+    assert len(drl) == 3 and all(c["holds"] for c in drl.values())
+    assert [c["ours_mean"] for c in drl.values()] == [0.995, 0.3, 0.2]
