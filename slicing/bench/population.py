@@ -58,18 +58,9 @@ def _utility(model: QosEstimator, part: dict, shares: np.ndarray) -> float:
                                           torch.from_numpy(shares).float(), w).sum())
 
 
-def _on_shards(pop, method: str) -> list:
-    """``method()`` of every shard at once (Ray actors, or plain objects in an in-process population)."""
-    if pop.in_process:
-        return [getattr(s, method)() for s in pop.shards]
-    import ray
-
-    return ray.get([getattr(s, method).remote() for s in pop.shards])
-
-
 def oracle_check(pop, model: QosEstimator) -> dict:
     """The grid oracle on the inputs of ``pop``'s last allocation: its times and both utilities (module doc)."""
-    parts = _on_shards(pop, "allocation_inputs")
+    parts = pop.on_shards("allocation_inputs")
     z = np.concatenate([p["z"] for p in parts])  # [N, S, 2H + 2]
     mask = np.concatenate([p["mask"] for p in parts])  # [N, S]
     weight = None if all(p["weight"] is None for p in parts) else np.concatenate(
@@ -81,7 +72,7 @@ def oracle_check(pop, model: QosEstimator) -> dict:
     oracle, _ = dp_oracle(values, mask)  # [N, S]
     oracle_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    _on_shards(pop, "grid_oracle")
+    pop.on_shards("grid_oracle")
     oracle_shards_s = time.perf_counter() - t0
     whole = {"z": z, "mask": mask, "weight": weight}
     return {"oracle_s": oracle_s, "oracle_shards_s": oracle_shards_s,

@@ -500,7 +500,8 @@ PAPERS: dict[str, Paper] = {p.name: p for p in (IDLA, TL, SAFETY, IMITATION, MIC
 
 def _run_record(paper: Paper, seeds: list[int], budget: Budget, base: Scenario | None) -> dict[str, Any]:
     """What a stored run must match to be reused by ``resume``: the paper, its seed(s), the budget, the settings
-    and the base scenario (its fingerprint; None = each experiment's own)."""
+    and the base scenario (its fingerprint; None = each experiment's own). Not the code's version: after a code
+    change, resume into a fresh folder."""
     from slicing.runtime.checkpoint import scenario_fingerprint
 
     return {"format": RUN_FORMAT, "paper": paper.name, "seeds": list(seeds), "budget": budget,

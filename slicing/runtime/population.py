@@ -250,6 +250,11 @@ class Population:
         """Start ``method`` on a shard: an ObjectRef under Ray, the value itself in-process."""
         return getattr(shard, method)(*args) if self.in_process else getattr(shard, method).remote(*args)
 
+    def on_shards(self, method: str, *args: Any) -> list[Any]:
+        """``method(*args)`` of every shard at once, their results in shard order (e.g. the bench's yardstick,
+        ``CellShard.allocation_inputs`` and ``grid_oracle``)."""
+        return self._get([self._call(s, method, *args) for s in self.shards])
+
     def _get(self, pending: list[Any]) -> list[Any]:
         if self.in_process:
             return pending
